@@ -1,0 +1,237 @@
+"""The `labkit` command: serve the local cloud, build, publish, watch and remove the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from labkit.config import DEFAULT_PORT, ENV_BACKEND, ENV_ENDPOINT, Config
+from labkit.errors import ConfigError, InputError, LabkitError
+from labkit.lab import Lab, connect
+from labkit.orders import MALFORMED_BODY, SAMPLE_ORDER, generate_orders
+
+EXIT_ERROR = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (LabkitError, InputError) as exc:
+        print(f"labkit: {exc}", file=sys.stderr)
+    except EndpointConnectionError as exc:
+        print(
+            f"labkit: cannot reach {exc.kwargs.get('endpoint_url')}: is `labkit serve` running there?", file=sys.stderr
+        )
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        print(f"labkit: AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}", file=sys.stderr)
+    except BotoCoreError as exc:
+        print(f"labkit: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("labkit: interrupted", file=sys.stderr)
+    except BrokenPipeError:
+        # The reader (`| head`) went away; that is not an error of ours.
+        sys.stderr.close()
+        return 0
+    return EXIT_ERROR
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="labkit", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each AWS resource change")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int | None], help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(func=func)
+        return sub
+
+    serve = add("serve", cmd_serve, "run the local cloud on 127.0.0.1 until interrupted")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+
+    add("up", cmd_up, "build the whole pipeline (steps 1-4); safe to run again")
+
+    publish = add("publish", cmd_publish, "publish orders to the topic")
+    what = publish.add_mutually_exclusive_group(required=True)
+    what.add_argument("--sample", action="store_true", help="the assignment's sample order")
+    what.add_argument("--file", type=Path, help="a JSON file: one order, or a list of orders")
+    what.add_argument("--json", dest="json_text", metavar="TEXT", help="one order as JSON text")
+    what.add_argument("--body", metavar="TEXT", help="any message body, sent as it is (to test bad input)")
+    what.add_argument("--count", type=int, metavar="N", help="N generated orders")
+
+    status = add("status", cmd_status, "stored orders and queue/DLQ counts")
+    status.add_argument("--json", action="store_true", help="print JSON")
+
+    orders = add("orders", cmd_orders, "list the stored orders")
+    orders.add_argument("--json", action="store_true", help="print JSON")
+
+    redrive = add("redrive", cmd_redrive, "move messages from the DLQ back to the order queue")
+    redrive.add_argument("--limit", type=int, default=None, help="move at most this many")
+
+    add("down", cmd_down, "delete every resource of the pipeline")
+
+    demo = add("demo", cmd_demo, "build, feed and inspect the pipeline in a throwaway in-process local cloud")
+    demo.add_argument("--visibility-timeout", type=int, default=2, help="seconds before a failed message is retried")
+    return parser
+
+
+def _lab() -> Lab:
+    config = Config.from_env()
+    if config.is_local:
+        raise ConfigError(
+            "No local cloud to talk to: start one with `labkit serve` and "
+            f"`export {ENV_ENDPOINT}=http://127.0.0.1:{DEFAULT_PORT}`, or set {ENV_BACKEND}=aws for a real account."
+        )
+    return connect(config)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the local cloud until SIGINT or SIGTERM."""
+    from labkit.localcloud import LocalCloud
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    try:
+        cloud = LocalCloud.server(Config.from_env(), host=args.host, port=args.port)
+    except OSError as exc:
+        raise ConfigError(f"Cannot listen on {args.host}:{args.port} ({exc.strerror}): pick another --port.") from exc
+    print(f"Local cloud listening on {cloud.endpoint_url}", flush=True)
+    print(f"In another shell: export {ENV_ENDPOINT}={cloud.endpoint_url}", flush=True)
+    stopped = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopped.set())
+    stopped.wait()
+    cloud.stop()
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Build the pipeline and print what stands."""
+    pipeline = _lab().up()
+    assert pipeline is not None
+    rows = [
+        ("table", pipeline.table.name),
+        ("topic", pipeline.topic.arn),
+        ("queue", f"{pipeline.queue.name} (DLQ {pipeline.dlq.name})"),
+        ("subscription", pipeline.subscription.arn),
+        ("role", f"{pipeline.role.name} ({pipeline.role.policy})"),
+        ("function", pipeline.function.name),
+        ("trigger", f"{pipeline.mapping.state}, batch size {pipeline.mapping.batch_size}"),
+    ]
+    for label, value in rows:
+        print(f"{label:<13}{value}")
+    return 0
+
+
+def _orders_from_args(args: argparse.Namespace) -> list[Any]:
+    if args.sample:
+        return [SAMPLE_ORDER]
+    if args.body is not None:
+        return [args.body]
+    if args.count is not None:
+        if args.count < 1:
+            raise InputError(f"--count must be 1 or more, not {args.count}.")
+        return list(generate_orders(args.count))
+    if args.file is not None:
+        try:
+            text = args.file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"Cannot read {args.file}: {exc.strerror}.") from exc
+        source = str(args.file)
+    else:
+        text, source = args.json_text, "--json"
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"{source} is not valid JSON: {exc}. Use --body to send it as it is.") from exc
+    items = data if isinstance(data, list) else [data]
+    if not items or not all(isinstance(item, dict) for item in items):
+        raise InputError(f"{source} must hold an order (a JSON object) or a list of orders.")
+    return items
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Publish what the arguments name."""
+    orders = _orders_from_args(args)
+    lab = _lab()
+    ids = lab.publish_orders(orders)
+    print(f"published {len(ids)} message(s) to {lab.config.topic_name}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print counts of orders, queue and DLQ."""
+    counts = _lab().counts()
+    if args.json:
+        print(json.dumps(counts))
+    else:
+        for key, value in counts.items():
+            print(f"{key:<17}{'-' if value is None else value}")
+    return 0
+
+
+def cmd_orders(args: argparse.Namespace) -> int:
+    """Print the stored orders."""
+    items = _lab().order_items()
+    if args.json:
+        print(json.dumps(items, ensure_ascii=False))
+    elif not items:
+        print("no orders stored")
+    else:
+        import pandas as pd
+
+        print(pd.DataFrame(items).to_string(index=False))
+    return 0
+
+
+def cmd_redrive(args: argparse.Namespace) -> int:
+    """Move DLQ messages back to the queue."""
+    moved = _lab().redrive(limit=args.limit)
+    print(f"moved {moved} message(s) from the DLQ back to the order queue")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    """Delete the pipeline."""
+    removed = _lab().down()
+    gone = [name for name, existed in removed.items() if existed]
+    print("deleted: " + (", ".join(gone) if gone else "nothing (no resources found)"))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The whole lab in one process: build, publish a good and a bad order, wait, report."""
+    started = time.monotonic()
+    config = Config.from_env().with_(
+        backend="moto", endpoint_url=None, function_timeout=1, visibility_timeout=args.visibility_timeout
+    )
+    with connect(config) as lab:
+        lab.up()
+        print("built: table, topic, queue + DLQ, subscription, role, function, trigger")
+        lab.publish_order(SAMPLE_ORDER)
+        lab.publish_order(MALFORMED_BODY)
+        print(f"published the sample order and one malformed message; retries every {args.visibility_timeout}s")
+        counts = lab.wait_until_drained(timeout=6 * args.visibility_timeout + 30)
+        print("stored order:")
+        print(json.dumps(lab.get_order(SAMPLE_ORDER["orderId"]), indent=2, ensure_ascii=False))
+        print(f"DLQ: {counts['dlq_visible']}")
+    print(f"demo took {time.monotonic() - started:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

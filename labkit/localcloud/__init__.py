@@ -1,0 +1,106 @@
+"""The local cloud: moto's AWS APIs plus a Lambda service that runs deployed code.
+
+Two ways to run it: in this process (`LocalCloud.in_process()`, for tests and `labkit demo`) or as
+a server on 127.0.0.1 (`serve()`, behind `labkit serve`) that notebooks, kernels and CLI calls
+share through `AWS_ENDPOINT_URL`, as resources are shared in an AWS account.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from labkit.config import BACKEND_ENDPOINT, BACKEND_MOTO, Config
+from labkit.localcloud import seam
+from labkit.localcloud.runtime import FunctionRuntime
+from labkit.localcloud.service import LambdaService, invoke_result_for_api
+from labkit.session import Clients
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FunctionRuntime", "LambdaService", "LocalCloud"]
+
+
+class LocalCloud:
+    """moto plus labkit's Lambda service, started and stopped together."""
+
+    _shared: LocalCloud | None = None
+    _shared_lock = threading.Lock()
+
+    def __init__(self, config: Config, mock: Any = None, server: Any = None, pollers_per_mapping: int = 1) -> None:
+        self.config = config
+        self._mock = mock
+        self._server = server
+        self.clients = Clients(config)
+        self.runtime = FunctionRuntime(
+            self.clients,
+            seam.function_code,
+            endpoint_url=config.endpoint_url if config.backend == BACKEND_ENDPOINT else None,
+            enforce_iam=config.enforce_iam,
+        )
+        self.service = LambdaService(self.clients, self.runtime, pollers_per_mapping=pollers_per_mapping)
+        seam.install(self._invoke_from_api)
+
+    def _invoke_from_api(self, function_arn: str, event: dict[str, Any]) -> tuple[str, bool, str]:
+        return invoke_result_for_api(self.runtime.invoke(function_arn, event))
+
+    @classmethod
+    def in_process(cls, config: Config | None = None, pollers_per_mapping: int = 1) -> LocalCloud:
+        """Start moto in this process with the Lambda service polling; stop() undoes it."""
+        from moto import mock_aws
+
+        seam.install()
+        config = (config or Config()).with_(backend=BACKEND_MOTO, endpoint_url=None)
+        mock = mock_aws(config={"iam": {"load_aws_managed_policies": True}})
+        mock.start()
+        cloud = cls(config, mock=mock, pollers_per_mapping=pollers_per_mapping)
+        cloud.service.start()
+        return cloud
+
+    @classmethod
+    def shared(cls, config: Config | None = None) -> LocalCloud:
+        """The process's one in-process cloud, started on first use (a second moto would wipe the first)."""
+        with cls._shared_lock:
+            if cls._shared is None or not cls._shared.service.running:
+                cls._shared = cls.in_process(config)
+            return cls._shared
+
+    @classmethod
+    def server(cls, config: Config | None = None, host: str = "127.0.0.1", port: int = 0) -> LocalCloud:
+        """Start a moto server on *host*:*port* (0 picks a free port) with the Lambda service beside it."""
+        from moto.server import ThreadedMotoServer
+
+        seam.install()
+        server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        server.start()
+        bound_host, bound_port = server.get_host_and_port()
+        endpoint = f"http://{bound_host}:{bound_port}"
+        config = (config or Config()).with_(backend=BACKEND_ENDPOINT, endpoint_url=endpoint)
+        cloud = cls(config, server=server)
+        cloud.service.start()
+        return cloud
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The server's URL, or None in-process."""
+        return self.config.endpoint_url
+
+    def stop(self) -> None:
+        """Stop the Lambda service, then moto."""
+        self.service.stop()
+        self.runtime.close()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+        if LocalCloud._shared is self:
+            LocalCloud._shared = None
+
+    def __enter__(self) -> LocalCloud:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,222 @@
+"""The SQS queue `OrderQueue`, its dead-letter queue `OrderDLQ`, the queue policy, counts and redrive."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from labkit.aws import error_code, raise_if_denied
+from labkit.config import Config
+from labkit.errors import ResourceError
+from labkit.session import Clients
+
+log = logging.getLogger(__name__)
+
+# A failed order waits in the DLQ for the longest SQS allows (14 days), so nothing expires before a
+# student gets to look at it.
+DLQ_RETENTION_S = 14 * 24 * 3600
+NOT_FOUND_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+COUNT_ATTRIBUTES = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+)
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    """A queue's name, URL and ARN."""
+
+    name: str
+    url: str
+    arn: str
+
+
+def queue_policy_for_topic(queue_arn: str, topic_arn: str) -> dict[str, Any]:
+    """A queue policy that lets SNS deliver to the queue for this one topic only.
+
+    The `aws:SourceArn` condition stops any other topic, in any account, from using SNS as a
+    confused deputy to write into the queue.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AllowOrderTopicOnly",
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+            }
+        ],
+    }
+
+
+def redrive_policy(dlq_arn: str, max_receive_count: int) -> dict[str, Any]:
+    """The redrive policy that moves a message to the DLQ after *max_receive_count* receives."""
+    return {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}
+
+
+def get_queue(clients: Clients, name: str) -> QueueInfo | None:
+    """The queue called *name*, or None if there is none."""
+    sqs = clients("sqs")
+    try:
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as exc:
+        if error_code(exc) in NOT_FOUND_CODES:
+            return None
+        raise_if_denied(exc, f"queue {name}", "read")
+        raise
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return QueueInfo(name=name, url=url, arn=arn)
+
+
+def _ensure(config: Config, clients: Clients, name: str, attributes: dict[str, str]) -> QueueInfo:
+    sqs = clients("sqs")
+    queue = get_queue(clients, name)
+    if queue is None:
+        log.info("creating queue %s", name)
+        url = sqs.create_queue(QueueName=name, Attributes=attributes, tags=dict(config.tags))["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return QueueInfo(name=name, url=url, arn=arn)
+    current = sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["All"])["Attributes"]
+    if current.get("FifoQueue") == "true":
+        raise ResourceError(f"Queue {name} is FIFO; the lab needs a standard queue. Delete it and run again.")
+    changed = {k: v for k, v in attributes.items() if not _same(k, current.get(k), v)}
+    if changed:
+        log.info("updating queue %s: %s", name, sorted(changed))
+        sqs.set_queue_attributes(QueueUrl=queue.url, Attributes=changed)
+    return queue
+
+
+def _same(key: str, current: str | None, wanted: str) -> bool:
+    if current is None:
+        return False
+    if key in ("RedrivePolicy", "Policy"):
+        return json.loads(current) == json.loads(wanted)
+    return current == wanted
+
+
+def ensure_dlq(config: Config, clients: Clients) -> QueueInfo:
+    """Create the dead-letter queue unless it exists.
+
+    Args:
+        config: names and tags.
+        clients: boto3 clients for the backend.
+    Returns:
+        The DLQ's name, URL and ARN.
+    """
+    return _ensure(config, clients, config.dlq_name, {"MessageRetentionPeriod": str(DLQ_RETENTION_S)})
+
+
+def ensure_queue(config: Config, clients: Clients, dlq_arn: str) -> QueueInfo:
+    """Create the order queue with its redrive policy unless it exists; bring its settings in line.
+
+    Args:
+        config: names, visibility timeout, maxReceiveCount.
+        clients: boto3 clients for the backend.
+        dlq_arn: where messages go after maxReceiveCount failed receives.
+    Returns:
+        The queue's name, URL and ARN.
+    """
+    attributes = {
+        "VisibilityTimeout": str(config.visibility_timeout),
+        "RedrivePolicy": json.dumps(redrive_policy(dlq_arn, config.max_receive_count)),
+    }
+    return _ensure(config, clients, config.queue_name, attributes)
+
+
+def ensure_queue_policy(clients: Clients, queue: QueueInfo, topic_arn: str) -> dict[str, Any]:
+    """Attach the policy that lets only *topic_arn* send to *queue*; returns the policy."""
+    policy = queue_policy_for_topic(queue.arn, topic_arn)
+    sqs = clients("sqs")
+    current = (
+        sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["Policy"]).get("Attributes", {}).get("Policy")
+    )
+    if current is None or json.loads(current) != policy:
+        sqs.set_queue_attributes(QueueUrl=queue.url, Attributes={"Policy": json.dumps(policy)})
+    return policy
+
+
+def delete_queue(clients: Clients, name: str) -> bool:
+    """Delete the queue called *name*; True if it existed."""
+    queue = get_queue(clients, name)
+    if queue is None:
+        return False
+    clients("sqs").delete_queue(QueueUrl=queue.url)
+    return True
+
+
+def get_queue_counts(clients: Clients, url: str) -> dict[str, int]:
+    """Visible, in-flight and delayed message counts of one queue (approximate on AWS)."""
+    attributes = clients("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=list(COUNT_ATTRIBUTES))["Attributes"]
+    return {
+        "visible": int(attributes.get("ApproximateNumberOfMessages", 0)),
+        "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        "delayed": int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
+    }
+
+
+def peek_messages(clients: Clients, url: str, max_messages: int = 10) -> list[dict[str, Any]]:
+    """Look at up to *max_messages* messages and make them visible again at once (for inspecting the DLQ)."""
+    sqs = clients("sqs")
+    reply = sqs.receive_message(
+        QueueUrl=url,
+        MaxNumberOfMessages=max(1, min(10, max_messages)),
+        MessageSystemAttributeNames=["All"],
+        MessageAttributeNames=["All"],
+        VisibilityTimeout=30,
+        WaitTimeSeconds=0,
+    )
+    messages = reply.get("Messages", [])
+    if messages:
+        sqs.change_message_visibility_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(messages)
+            ],
+        )
+    return messages
+
+
+def redrive(clients: Clients, source_url: str, target_url: str, limit: int | None = None) -> int:
+    """Move messages from *source_url* (the DLQ) back to *target_url*; returns how many moved.
+
+    Each message is sent before it is deleted, so an interruption can duplicate a message but never
+    lose one; the handler's idempotent writes make a duplicate harmless.
+    """
+    sqs = clients("sqs")
+    moved = 0
+    while limit is None or moved < limit:
+        want = 10 if limit is None else max(1, min(10, limit - moved))
+        messages = sqs.receive_message(
+            QueueUrl=source_url,
+            MaxNumberOfMessages=want,
+            MessageAttributeNames=["All"],
+            VisibilityTimeout=60,
+            WaitTimeSeconds=0,
+        ).get("Messages", [])
+        if not messages:
+            break
+        entries = []
+        for i, message in enumerate(messages):
+            entry: dict[str, Any] = {"Id": str(i), "MessageBody": message["Body"]}
+            if message.get("MessageAttributes"):
+                entry["MessageAttributes"] = message["MessageAttributes"]
+            entries.append(entry)
+        reply = sqs.send_message_batch(QueueUrl=target_url, Entries=entries)
+        sent = {entry["Id"] for entry in reply.get("Successful", [])}
+        done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages) if str(i) in sent]
+        if done:
+            sqs.delete_message_batch(QueueUrl=source_url, Entries=done)
+        moved += len(done)
+        if len(done) < len(messages):
+            failed = reply.get("Failed", [{}])[0]
+            raise ResourceError(f"Could not send {len(messages) - len(done)} message(s) back: {failed.get('Message')}")
+    return moved
