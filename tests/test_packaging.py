@@ -1,0 +1,60 @@
+"""pyproject.toml (pip users) and environment.yml (conda users) agree; CI runs the README's test command."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+# Conda has no extras: what `moto[server]` pulls in through pip is listed by name there.
+CONDA_ONLY = {"python", "pip", "flask", "flask-cors"}
+
+
+def _split(requirement: str) -> tuple[str, str]:
+    match = re.fullmatch(r"\s*([A-Za-z0-9_.-]+)(\[[^\]]*\])?\s*(.*)", requirement)
+    assert match, requirement
+    return match.group(1).lower().replace("_", "-"), match.group(3).replace(" ", "")
+
+
+def pip_requirements() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    found = dict(_split(r) for r in project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        found.update(_split(r) for r in extra)
+    return found
+
+
+def conda_requirements() -> dict[str, str]:
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    return dict(_split(d) for d in environment["dependencies"] if isinstance(d, str))
+
+
+def test_every_pip_requirement_is_in_the_conda_environment_with_the_same_bound():
+    pip, conda = pip_requirements(), conda_requirements()
+    assert {name: conda.get(name) for name in pip} == pip
+
+
+def test_the_conda_environment_adds_nothing_pip_lacks():
+    extra = set(conda_requirements()) - set(pip_requirements())
+    assert extra <= CONDA_ONLY, f"environment.yml lists {sorted(extra - CONDA_ONLY)} that pyproject.toml does not"
+
+
+def test_requirements_pin_lower_bounds_not_exact_versions():
+    for name, spec in pip_requirements().items():
+        assert spec.startswith(">="), f"{name} should have a lower bound: {spec!r}"
+        assert "==" not in spec, f"{name} is pinned exactly"
+
+
+def test_ci_runs_the_test_command_the_readme_gives():
+    readme = (ROOT / "README.md").read_text()
+    match = re.search(r"```(?:bash|sh|shell)?\n(?:.*\n)*?(make test)\n", readme)
+    assert match, "the README should show `make test` in a code block"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make test$", ci, re.MULTILINE), ".ci/run must call the README's test command"
+
+
+def test_the_handler_ships_inside_the_wheel():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    force = project["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    assert force == {"lambda/code.py": "labkit/lambda_code/code.py"}
