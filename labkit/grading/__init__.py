@@ -1,0 +1,42 @@
+"""Instructor grading: deep, read-only checks of what a student built, an optional probe, and a gradebook.
+
+`grade()` (also `lab.grade()` and `labkit grade`) scores one check per requirement, grouped by the
+assignment's steps 1-5; `grade_roster()` grades a class and `write_gradebook()` writes one CSV row per student.
+"""
+
+from labkit.grading.grader import grade, max_score, run_check
+from labkit.grading.registry import CHECKS, STEP_TITLES, Check, Outcome
+from labkit.grading.report import CheckResult, Report, write_junit
+from labkit.grading.roster import (
+    GRADEBOOK_COLUMNS,
+    GradebookRow,
+    RosterEntry,
+    grade_roster,
+    gradebook_table,
+    read_roster,
+    write_gradebook,
+)
+from labkit.grading.rubric import Rubric, default_rubric, load_rubric
+
+__all__ = [
+    "CHECKS",
+    "GRADEBOOK_COLUMNS",
+    "STEP_TITLES",
+    "Check",
+    "CheckResult",
+    "GradebookRow",
+    "Outcome",
+    "Report",
+    "RosterEntry",
+    "Rubric",
+    "default_rubric",
+    "grade",
+    "grade_roster",
+    "gradebook_table",
+    "load_rubric",
+    "max_score",
+    "read_roster",
+    "run_check",
+    "write_gradebook",
+    "write_junit",
+]

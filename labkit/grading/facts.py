@@ -1,0 +1,265 @@
+"""What the grader reads from the account: each lookup made once, read-only, with a clear word when it is absent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from botocore.exceptions import ClientError
+
+from labkit.aws import arn, error_code, paginate
+from labkit.config import Config
+from labkit.grading.policy import parse_document
+from labkit.session import Clients
+from labkit.sqs import NOT_FOUND_CODES
+
+T = TypeVar("T")
+FIFO_SUFFIX = ".fifo"
+
+
+class Missing(Exception):
+    """A resource a check needs does not exist; the message says what to build first."""
+
+
+@dataclass(frozen=True)
+class Topic:
+    """The topic found for the lab (possibly a FIFO one, which a check then fails)."""
+
+    name: str
+    arn: str
+    attributes: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A queue found by name, with all its attributes."""
+
+    name: str
+    url: str
+    arn: str
+    attributes: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Function:
+    """The function found under one of the accepted names."""
+
+    name: str
+    configuration: dict[str, Any]
+
+
+class Facts:
+    """Read-only lookups of one student's resources, cached for the length of one grading run."""
+
+    def __init__(self, config: Config, clients: Clients) -> None:
+        self.config = config
+        self.clients = clients
+        self._memo: dict[str, tuple[bool, Any]] = {}
+
+    def once(self, key: str, compute: Callable[[], T]) -> T:
+        """Compute a lookup the first time; later calls return (or raise) the same outcome."""
+        if key not in self._memo:
+            try:
+                self._memo[key] = (True, compute())
+            except Exception as exc:  # kept and raised again to every check that needs this lookup
+                self._memo[key] = (False, exc)
+        ok, value = self._memo[key]
+        if not ok:
+            raise value
+        return value
+
+    @property
+    def account(self) -> str:
+        """The account being graded."""
+        return self.clients.account_id
+
+    def arn(self, service: str, resource: str) -> str:
+        """An ARN in the graded account and region."""
+        return arn(service, self.config.region, self.account, resource)
+
+    # Step 1.
+    def table(self) -> dict[str, Any]:
+        """The table's description."""
+        return self.once("table", self._table)
+
+    def _table(self) -> dict[str, Any]:
+        name = self.config.table_name
+        try:
+            return self.clients("dynamodb").describe_table(TableName=name)["Table"]
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                raise Missing(
+                    f"Table {name} does not exist: create it first (step 1, partition key orderId, String)."
+                ) from None
+            raise
+
+    def table_arn(self) -> str:
+        """The table's ARN, or the ARN it would have if it is missing or unreadable (ARNs are predictable)."""
+        try:
+            return str(self.table()["TableArn"])
+        except (Missing, ClientError):
+            return self.arn("dynamodb", f"table/{self.config.table_name}")
+
+    # Step 2.
+    def topic(self) -> Topic:
+        """The topic named for the lab, standard or (wrongly) FIFO."""
+        return self.once("topic", self._topic)
+
+    def _topic(self) -> Topic:
+        sns = self.clients("sns")
+        name = self.config.topic_name
+        for candidate in (name, name + FIFO_SUFFIX):
+            topic_arn = self.arn("sns", candidate)
+            try:
+                attributes = sns.get_topic_attributes(TopicArn=topic_arn)["Attributes"]
+            except ClientError as exc:
+                if error_code(exc) == "NotFound":
+                    continue
+                raise
+            return Topic(name=candidate, arn=topic_arn, attributes=attributes)
+        raise Missing(f"Topic {name} does not exist: create a standard SNS topic named {name} first (step 2).")
+
+    def subscriptions(self) -> list[dict[str, Any]]:
+        """Every subscription of the topic."""
+        return self.once(
+            "subscriptions",
+            lambda: list(
+                paginate(self.clients("sns"), "list_subscriptions_by_topic", "Subscriptions", TopicArn=self.topic().arn)
+            ),
+        )
+
+    # Step 3.
+    def queue(self) -> Queue:
+        """The order queue."""
+        return self.once("queue", lambda: self._queue(self.config.queue_name, "the order queue"))
+
+    def dlq(self) -> Queue:
+        """The dead-letter queue."""
+        return self.once("dlq", lambda: self._queue(self.config.dlq_name, "the dead-letter queue"))
+
+    def _queue(self, name: str, what: str) -> Queue:
+        sqs = self.clients("sqs")
+        url = self._queue_url(name)
+        if url is None:
+            hint = ""
+            if self._queue_url(name + FIFO_SUFFIX) is not None:
+                hint = f" (there is a FIFO queue {name}{FIFO_SUFFIX}; the lab needs a standard queue)"
+            raise Missing(f"Queue {name}, {what}, does not exist{hint}: create a standard queue named {name} (step 3).")
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        return Queue(name=name, url=url, arn=attributes["QueueArn"], attributes=attributes)
+
+    def _queue_url(self, name: str) -> str | None:
+        try:
+            return str(self.clients("sqs").get_queue_url(QueueName=name)["QueueUrl"])
+        except ClientError as exc:
+            if error_code(exc) in NOT_FOUND_CODES:
+                return None
+            raise
+
+    def queue_arn(self) -> str:
+        """The order queue's ARN, or the ARN it would have if it is missing or unreadable."""
+        try:
+            return self.queue().arn
+        except (Missing, ClientError):
+            return self.arn("sqs", self.config.queue_name)
+
+    # Step 4.
+    def function(self) -> Function:
+        """The function, under its name or the seed's spelling `OrderProcesor`."""
+        return self.once("function", self._function)
+
+    def _function(self) -> Function:
+        lam = self.clients("lambda")
+        for name in self.config.function_names:
+            try:
+                return Function(name=name, configuration=lam.get_function_configuration(FunctionName=name))
+            except ClientError as exc:
+                if error_code(exc) != "ResourceNotFoundException":
+                    raise
+        raise Missing(
+            f"Function {self.config.function_name} does not exist: create it first (step 4, Python, the code of code.py)."
+        )
+
+    def function_name(self) -> str:
+        """The name of the function found, or the expected name if none."""
+        try:
+            return self.function().name
+        except Missing:
+            return self.config.function_name
+
+    def role(self) -> dict[str, Any]:
+        """The function's execution role (labkit's role by name when there is no function yet)."""
+        return self.once("role", self._role)
+
+    def _role(self) -> dict[str, Any]:
+        try:
+            name = str(self.function().configuration["Role"]).rsplit("/", 1)[-1]
+            whose = f"the execution role of function {self.function().name}"
+        except Missing:
+            name, whose = self.config.role_name, "the lab's execution role"
+        try:
+            return self.clients("iam").get_role(RoleName=name)["Role"]
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchEntity":
+                raise Missing(
+                    f"Role {name}, {whose}, does not exist: create the function with a new role (step 4)."
+                ) from None
+            raise
+
+    def role_documents(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every permissions policy of the role, inline and attached, labelled for messages."""
+        return self.once("role_documents", self._role_documents)
+
+    def _role_documents(self) -> list[tuple[str, dict[str, Any]]]:
+        iam = self.clients("iam")
+        name = self.role()["RoleName"]
+        documents = []
+        for policy_name in paginate(iam, "list_role_policies", "PolicyNames", RoleName=name):
+            document = iam.get_role_policy(RoleName=name, PolicyName=policy_name)["PolicyDocument"]
+            documents.append((f"inline policy {policy_name}", parse_document(document)))
+        for attached in paginate(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=name):
+            policy = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
+            version = iam.get_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])
+            documents.append(
+                (f"managed policy {attached['PolicyName']}", parse_document(version["PolicyVersion"]["Document"]))
+            )
+        return documents
+
+    def queue_mappings(self) -> list[dict[str, Any]]:
+        """Every event source mapping reading from the order queue."""
+        return self.once(
+            "queue_mappings",
+            lambda: list(
+                paginate(
+                    self.clients("lambda"),
+                    "list_event_source_mappings",
+                    "EventSourceMappings",
+                    EventSourceArn=self.queue().arn,
+                )
+            ),
+        )
+
+    def mapping(self) -> dict[str, Any]:
+        """The trigger from the order queue to the function."""
+        return self.once("mapping", self._mapping)
+
+    def _mapping(self) -> dict[str, Any]:
+        function = self.function()
+        queue = self.queue()
+        mappings = self.queue_mappings()
+        for mapping in mappings:
+            if function_name_of(mapping.get("FunctionArn", "")) == function.name:
+                return mapping
+        others = sorted({function_name_of(m.get("FunctionArn", "")) for m in mappings})
+        elsewhere = f" (it triggers {', '.join(others)} instead)" if others else ""
+        raise Missing(
+            f"Queue {queue.name} has no trigger to function {function.name}{elsewhere}: in the Lambda console, "
+            f"Add trigger, SQS, {queue.name} (step 4)."
+        )
+
+
+def function_name_of(function_arn: str) -> str:
+    """The function name in a function ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`)."""
+    parts = function_arn.split(":")
+    return parts[6] if len(parts) > 6 else function_arn
