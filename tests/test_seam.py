@@ -1,5 +1,7 @@
 """The one place labkit touches moto's internals: fail loudly if a moto release moves them."""
 
+import time
+
 import boto3
 
 from labkit.config import Config
@@ -47,3 +49,106 @@ def test_aws_managed_policies_exist_in_iam(local_cloud):
     iam = local_cloud.clients("iam")
     for arn in ("arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess", "arn:aws:iam::aws:policy/AmazonSQSFullAccess"):
         assert iam.get_policy(PolicyArn=arn)["Policy"]["Arn"] == arn
+
+
+# The fast paths: each must return exactly what the moto code it replaces returns.
+
+
+def test_fast_clock_reads_the_same_clock_as_moto(local_cloud):
+    from datetime import datetime
+
+    from moto.core import utils as moto_utils
+    from moto.sqs import models as sqs_models
+
+    assert sqs_models.unix_time is seam._unix_time and sqs_models.unix_time_millis is seam._unix_time_millis
+    assert abs(seam._unix_time() - moto_utils.unix_time()) < 0.05
+    assert abs(seam._unix_time_millis() - moto_utils.unix_time_millis()) < 50
+    moment = datetime(2025, 5, 3, 12, 0, 0)
+    assert seam._unix_time(moment) == moto_utils.unix_time(moment)
+    assert seam._unix_time_millis(moment) == moto_utils.unix_time_millis(moment)
+
+
+def test_queue_attribute_names_are_motos(local_cloud):
+    from moto.sqs.models import Queue
+
+    for name in Queue.BASE_ATTRIBUTES + Queue.FIFO_ATTRIBUTES + Queue.KMS_ATTRIBUTES:
+        assert seam._sqs_models.camelcase_to_underscores(name) == seam._original_camelcase(name)
+
+
+def test_retention_check_agrees_with_motos(local_cloud):
+    # GIVEN a queue that keeps messages for 60 s, one fresh message and one sent two minutes ago
+    from moto.sqs.models import sqs_backends
+
+    sqs = local_cloud.clients("sqs")
+    url = sqs.create_queue(QueueName="retention", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="fresh")
+    sqs.send_message(QueueUrl=url, MessageBody="stale")
+    backend = sqs_backends[local_cloud.clients.account_id][local_cloud.config.region]
+    fresh, stale = backend.get_queue("retention")._messages
+    stale.sent_timestamp -= 120_000
+    # THEN labkit's check and moto's own agree on both
+    for message, kept in ((fresh, True), (stale, False)):
+        assert seam._retention_ok(backend, "retention", message) is kept
+        assert seam._original_retention_check(backend, "retention", message) is kept
+    # AND the expired message is never delivered
+    bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])]
+    assert bodies == ["fresh"]
+
+
+def test_sns_envelope_matches_motos_and_its_signature_verifies(built_lab):
+    # GIVEN the subscription of the queue to the topic
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sns.models import sns_backends
+
+    region = built_lab.config.region
+    backend = sns_backends[built_lab.clients.account_id][region]
+    (subscription,) = [s for s in backend.subscriptions.values() if s.protocol == "sqs"]
+    attributes = {"kind": {"Type": "String", "Value": "order"}}
+    # WHEN labkit and moto each build the envelope of one message
+    ours = seam._post_data(subscription, "body", "mid-1", "subject", message_attributes=attributes)
+    motos = seam._original_get_post_data(subscription, "body", "mid-1", "subject", message_attributes=attributes)
+    # THEN they carry the same fields with the same values, bar the per-message signature and time
+    assert ours.keys() == motos.keys()
+    varying = {"Signature", "SigningCertURL", "Timestamp"}
+    assert {k: v for k, v in ours.items() if k not in varying} == {k: v for k, v in motos.items() if k not in varying}
+    assert ours["SigningCertURL"].startswith(f"https://sns.{region}.amazonaws.com/SimpleNotificationService-")
+    # AND the signature verifies with the certificate moto serves at SigningCertURL
+    pem = sns_backends[DEFAULT_ACCOUNT_ID][region]._message_public_keys[ours["SigningCertURL"].rsplit("/", 1)[1]]
+    signed = (
+        f"Message\nbody\nMessageId\nmid-1\nTimestamp\n{ours['Timestamp']}\n"
+        f"TopicArn\n{ours['TopicArn']}\nType\nNotification\n"
+    )
+    x509.load_pem_x509_certificate(pem).public_key().verify(
+        base64.b64decode(ours["Signature"]), signed.encode(), padding.PKCS1v15(), hashes.SHA256()
+    )
+    # AND one certificate serves every message of the subscription, as AWS's does
+    assert seam._post_data(subscription, "other", "mid-2", None)["SigningCertURL"] == ours["SigningCertURL"]
+
+
+def test_function_configuration_is_what_the_lambda_api_returns(built_lab):
+    lam = built_lab.clients("lambda")
+    by_api = lam.get_function_configuration(FunctionName="OrderProcessor")
+    by_api.pop("ResponseMetadata")
+    account, region = built_lab.clients.account_id, built_lab.config.region
+    assert seam.function_configuration("OrderProcessor", account, region) == by_api
+    assert seam.function_configuration(by_api["FunctionArn"], "000000000000", "eu-west-1") == by_api
+
+
+def test_function_logs_written_through_the_seam_read_back_through_the_api(local_cloud):
+    # GIVEN no log group yet
+    account, region = local_cloud.clients.account_id, local_cloud.config.region
+    now = int(time.time() * 1000)
+    events = [{"timestamp": now + i, "message": f"line {i}"} for i in range(3)]
+    # WHEN the Lambda service writes an invocation's lines, twice
+    seam.put_function_logs(account, region, "/aws/lambda/Probe", "2025/05/03/[$LATEST]abc", events[:2])
+    seam.put_function_logs(account, region, "/aws/lambda/Probe", "2025/05/03/[$LATEST]abc", events[2:])
+    # THEN CloudWatch Logs holds all of them, in order, in the group and stream Lambda uses
+    got = local_cloud.clients("logs").get_log_events(
+        logGroupName="/aws/lambda/Probe", logStreamName="2025/05/03/[$LATEST]abc", startFromHead=True
+    )["events"]
+    assert [e["message"] for e in got] == ["line 0", "line 1", "line 2"]

@@ -1,0 +1,93 @@
+"""Which SQS messages reached the function how often, and how each delivery ended, from its CloudWatch Logs.
+
+The evidence is what AWS records too: the handler's JSON line per record (messageId, outcome,
+receiveCount) between Lambda's START and END lines, and Lambda's `[ERROR]` line when an invocation
+failed as a whole. It tells a retry SQS owed (a failed record, a failed invocation) from a needless one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from botocore.exceptions import ClientError
+
+from labkit.aws import error_code
+from labkit.journey import SUCCESS_OUTCOMES
+from labkit.logs import CLOCK_SKEW_S
+
+if TYPE_CHECKING:
+    from labkit.lab import Lab
+
+
+class Delivery(NamedTuple):
+    """One delivery of an SQS message to the function, from the function's log."""
+
+    receive_count: int
+    outcome: str
+    invocation_failed: bool
+
+
+def deliveries(lab: Lab, since: float | None = None) -> dict[str, list[Delivery]]:
+    """Each SQS message's deliveries in receive order, from the function's CloudWatch Logs.
+
+    The handler logs one JSON line per record between Lambda's START and END lines; an `[ERROR]`
+    line in between (an exception, a timeout) means the whole invocation failed, every record with it.
+    """
+    blocks: dict[str, list[Any]] = {}
+    seen: dict[str, list[Delivery]] = defaultdict(list)
+    for event in _log_events(lab, since):
+        stream, text = event.get("logStreamName", ""), event.get("message", "").strip()
+        if text.startswith("START RequestId:"):
+            blocks[stream] = [False]
+        elif text.startswith("[ERROR]") and stream in blocks:
+            blocks[stream][0] = True
+        elif text.startswith("END RequestId:") and stream in blocks:
+            failed, *lines = blocks.pop(stream)
+            for line in lines:
+                seen[line["messageId"]].append(Delivery(line["receiveCount"] or 0, line["outcome"], failed))
+        elif text.startswith("{") and stream in blocks:
+            line = _json_line(text)
+            if line is not None:
+                blocks[stream].append(line)
+    return {message_id: sorted(items) for message_id, items in seen.items()}
+
+
+def needless_retries(history: dict[str, list[Delivery]]) -> list[str]:
+    """Messages delivered again after a delivery that succeeded in an invocation that succeeded.
+
+    SQS retries what the function reports failed and, when an invocation fails as a whole (an
+    exception, a timeout), every record of it; anything else coming back was retried needlessly.
+    """
+    return [
+        message_id
+        for message_id, items in history.items()
+        if any(d.outcome in SUCCESS_OUTCOMES and not d.invocation_failed for d in items[:-1])
+    ]
+
+
+def _log_events(lab: Lab, since: float | None) -> list[dict[str, Any]]:
+    kwargs: dict[str, Any] = {"logGroupName": f"/aws/lambda/{lab.config.function_name}"}
+    if since is not None:
+        kwargs["startTime"] = max(0, int((since - CLOCK_SKEW_S) * 1000))
+    events: list[dict[str, Any]] = []
+    try:
+        for page in lab.clients("logs").get_paginator("filter_log_events").paginate(**kwargs):
+            events.extend(page.get("events", []))
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return []
+        raise
+    return events
+
+
+def _json_line(text: str) -> dict[str, Any] | None:
+    try:
+        line = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(line, dict) and isinstance(line.get("messageId"), str) and "outcome" in line:
+        count = line.get("receiveCount")
+        return {**line, "receiveCount": count if isinstance(count, int) else 0}
+    return None
