@@ -1,0 +1,156 @@
+"""Batch size at scale: let a backlog of orders build up, then measure how each trigger batch size drains it.
+
+Every measurement comes from real APIs on any backend: the queue's counts while it drains, and the
+function's CloudWatch Logs (one JSON line per order, one REPORT line per invocation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from labkit import logs
+from labkit.lab import Lab
+from labkit.observe import CountsRecorder, finish
+from labkit.orders import generate_orders
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+# CloudWatch Logs on AWS can lag the work by several seconds; wait this long for every log line.
+LOG_WAIT_S = 60.0
+LOG_STABLE_READS = 5
+
+ProgressFactory = Callable[[int, str], contextlib.AbstractContextManager[Callable[[int], None]]]
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """What one load run at one batch size cost, measured from the function's logs (`records`: orders logged)."""
+
+    batch_size: int
+    orders: int
+    seconds: float
+    invocations: int
+    records: int
+    billed_ms: int
+    counts: pd.DataFrame = field(compare=False, repr=False)
+
+
+def drain(
+    lab: Lab,
+    orders: Sequence[dict[str, Any]],
+    batch_size: int,
+    on_progress: Callable[[int], None] | None = None,
+    timeout: float = 120.0,
+) -> BatchRun:
+    """Publish *orders* with the trigger paused, then resume it at *batch_size* and measure the drain.
+
+    Every run so starts from the same backlog (as after an outage), and `seconds` is the time from
+    resuming the trigger until the queue is empty. Invocations and billed time come from the REPORT
+    lines Lambda writes to the function's logs.
+    """
+    run_lab = Lab(lab.config.with_(batch_size=batch_size), clients=lab.clients, cloud=lab.cloud)
+    _set_trigger(run_lab, enabled=False)
+    wanted = {order["orderId"] for order in orders}
+    started = time.time()
+    with CountsRecorder(run_lab, interval=0.25, orders=False) as recorder:
+        # No depth limit: with the trigger paused the queue must hold the whole backlog.
+        run_lab.publish_orders(orders, max_queue_depth=0, on_progress=on_progress)
+        recorder.sample()  # the full backlog
+        resumed = time.time()
+        _set_trigger(run_lab, enabled=True)
+        run_lab.wait_until_drained(timeout)
+        seconds = time.time() - resumed
+    records = _records_of(lab, started, wanted)
+    reports = logs.function_reports(lab, started, skew=0)
+    return BatchRun(
+        batch_size=batch_size,
+        orders=len(orders),
+        seconds=round(seconds, 2),
+        invocations=len(reports),
+        records=len({r.order_id for r in records}),
+        billed_ms=sum(billed for _, _, billed in reports),
+        counts=recorder.frame,
+    )
+
+
+def _set_trigger(lab: Lab, enabled: bool) -> None:
+    lab.ensure_trigger(enabled=enabled)
+    if lab.cloud is not None:
+        # AWS reports a mapping as Enabled/Disabled once its pollers follow; the local service reads
+        # mappings every quarter second, so make it read them now.
+        lab.cloud.service.refresh()
+
+
+def _records_of(lab: Lab, since: float, order_ids: set[str]) -> list[logs.RecordLog]:
+    """The log lines of these orders, waiting while CloudWatch Logs still delivers them (seconds on AWS)."""
+    deadline = time.monotonic() + LOG_WAIT_S
+    previous, unchanged = -1, 0
+    while True:
+        records = [r for r in logs.function_log_records(lab, since, skew=0) if r.order_id in order_ids]
+        seen = len({r.order_id for r in records})
+        unchanged = unchanged + 1 if seen == previous else 0
+        if seen >= len(order_ids) or unchanged >= LOG_STABLE_READS or time.monotonic() > deadline:
+            return records
+        previous = seen
+        time.sleep(1)
+
+
+def compare(
+    lab: Lab, n: int = 200, batch_sizes: Sequence[int] = (1, 10), progress: ProgressFactory | None = None
+) -> list[BatchRun]:
+    """Drain a backlog of *n* generated orders at each batch size (see `drain`), then restore the configured one.
+
+    Unlike `labkit.bench.compare_batch_sizes` (orders flow in while the function consumes), every run
+    here starts from the same full queue, so batch sizes compare on equal terms on any backend.
+    """
+    runs = []
+    try:
+        for size in batch_sizes:
+            orders = list(generate_orders(n, prefix=f"B{size:02d}"))
+            bar = progress(n, f"batch size {size}") if progress else contextlib.nullcontext(None)
+            with bar as on_progress:
+                runs.append(drain(lab, orders, size, on_progress=on_progress))
+    finally:
+        lab.ensure_trigger()
+    return runs
+
+
+def table(runs: Iterable[BatchRun]) -> pd.DataFrame:
+    """One row per run: batch size, orders, seconds, invocations, orders per invocation, billed milliseconds."""
+    rows = [
+        {
+            "batch_size": run.batch_size,
+            "orders": run.orders,
+            "seconds": run.seconds,
+            "invocations": run.invocations,
+            "orders_per_invocation": round(run.records / run.invocations, 1) if run.invocations else None,
+            "billed_ms": run.billed_ms,
+        }
+        for run in runs
+    ]
+    return pd.DataFrame(rows).set_index("batch_size")
+
+
+def chart(runs: Sequence[BatchRun], title: str = "Batch size: queue drain and invocations") -> Figure:
+    """Left: messages waiting in the queue over time for each run; right: invocations per run."""
+    import matplotlib.pyplot as plt
+
+    fig, (drain, calls) = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [2, 1]})
+    for run in runs:
+        waiting = run.counts["queue_visible"].fillna(0) + run.counts["queue_in_flight"].fillna(0)
+        drain.plot(run.counts["seconds"], waiting, drawstyle="steps-post", label=f"batch size {run.batch_size}")
+    drain.set_title("messages in the queue")
+    drain.set_xlabel("seconds")
+    drain.legend()
+    calls.bar([str(run.batch_size) for run in runs], [run.invocations for run in runs], color="#DD8452")
+    calls.set_title("function invocations")
+    calls.set_xlabel("batch size")
+    fig.suptitle(title)
+    return finish(fig)

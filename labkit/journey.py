@@ -1,0 +1,257 @@
+"""Follow one order through the pipeline with real AWS APIs: published, in queue, stored or in the DLQ.
+
+The evidence is what AWS itself records: the function's CloudWatch Logs (the handler writes one JSON
+line per record with orderId, messageId, outcome, reason and receiveCount, after its write to the
+table) and the DLQ's messages. On AWS, log lines arrive a few seconds late; the journey waits for them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from labkit import functions, sqs
+from labkit.errors import InputError
+from labkit.logs import CLOCK_SKEW_S, RecordLog, function_log_records
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from labkit.lab import Lab
+
+SUCCESS_OUTCOMES = ("stored", "updated", "duplicate", "stale")
+POLL_S = 0.2
+# Added to the time retries take, for the function's log lines to arrive (CloudWatch Logs lag on AWS).
+TIMEOUT_MARGIN_S = 15.0
+DLQ_SCAN_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stage of an order's journey, with the time (epoch seconds) of the evidence."""
+
+    stage: str
+    text: str
+    time: float
+
+
+@dataclass(frozen=True)
+class Journey:
+    """Where an order went: `outcome` is "stored", "dlq" or "pending"; `steps` in the order they happened."""
+
+    order_id: str | None
+    message_id: str | None
+    outcome: str
+    reason: str | None
+    steps: tuple[Step, ...]
+    seconds: float
+    receive_counts: tuple[int, ...] = field(default=())
+
+    @property
+    def final_line(self) -> str:
+        """The last line: `stored: <orderId>`, `DLQ: <orderId> (<reason>)` or `pending: …`."""
+        return self.steps[-1].text if self.steps else f"pending: {self.order_id}"
+
+    def lines(self) -> list[str]:
+        """One line per step."""
+        return [step.text for step in self.steps]
+
+    def frame(self) -> pd.DataFrame:
+        """The steps as a DataFrame, with seconds since the first step."""
+        import pandas as pd
+
+        start = self.steps[0].time if self.steps else 0.0
+        return pd.DataFrame(
+            [{"stage": s.stage, "what": s.text, "after_s": round(s.time - start, 2)} for s in self.steps]
+        )
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+def decode_body(body: str) -> tuple[Any, str | None]:
+    """The order inside an SQS body (unwrapping an SNS envelope) and the SNS message id, if any.
+
+    A body that is not JSON comes back as the text itself.
+    """
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return body, None
+    if isinstance(value, dict) and value.get("Type") == "Notification" and isinstance(value.get("Message"), str):
+        try:
+            return json.loads(value["Message"]), value.get("MessageId")
+        except ValueError:
+            return value["Message"], value.get("MessageId")
+    return value, None
+
+
+def fix_orders(fix: Callable[[dict[str, Any]], Mapping[str, Any]]) -> Callable[[str], str]:
+    """A body rewriter for `lab.redrive(transform=...)` that applies *fix* to the order inside each message.
+
+    The SNS envelope is kept, so the message still says which topic sent it; the handler does not
+    check SNS signatures, which the edit invalidates.
+    """
+
+    def transform(body: str) -> str:
+        order, _ = decode_body(body)
+        if not isinstance(order, dict):
+            raise InputError(f"This message holds no order to fix ({str(order)[:60]!r}); delete it instead.")
+        fixed = json.dumps(dict(fix(dict(order))), ensure_ascii=False, separators=(",", ":"))
+        envelope = json.loads(body)
+        if isinstance(envelope, dict) and envelope.get("Type") == "Notification":
+            envelope["Message"] = fixed
+            return json.dumps(envelope, ensure_ascii=False)
+        return fixed
+
+    return transform
+
+
+def scan_dlq(lab: Lab, limit: int = DLQ_SCAN_LIMIT) -> list[dict[str, Any]]:
+    """Up to *limit* DLQ messages, each made visible again before this returns (nothing is consumed)."""
+    dlq = sqs.get_queue(lab.clients, lab.config.dlq_name)
+    if dlq is None:
+        return []
+    client = lab.clients("sqs")
+    seen: dict[str, dict[str, Any]] = {}
+    try:
+        while len(seen) < limit:
+            # Hidden for a moment so the next receive returns other messages; released below.
+            batch = client.receive_message(
+                QueueUrl=dlq.url,
+                MaxNumberOfMessages=min(10, limit - len(seen)),
+                MessageSystemAttributeNames=["All"],
+                VisibilityTimeout=10,
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            fresh = [m for m in batch if m["MessageId"] not in seen]
+            seen.update((m["MessageId"], m) for m in batch)
+            if not fresh:
+                break
+    finally:
+        sqs.release_messages(lab.clients, dlq.url, list(seen.values()))
+    return list(seen.values())
+
+
+def find_in_dlq(
+    lab: Lab, order_id: str | None = None, message_id: str | None = None, since: float | None = None
+) -> dict[str, Any] | None:
+    """The DLQ message for an SNS *message_id*, or for *order_id* sent after *since*; None if absent."""
+    dlq = sqs.get_queue(lab.clients, lab.config.dlq_name)
+    # Counting first is one cheap call and, unlike a scan, touches no message.
+    if dlq is None or not any(sqs.get_queue_counts(lab.clients, dlq.url).values()):
+        return None
+    for message in scan_dlq(lab):
+        order, sns_id = decode_body(message["Body"])
+        if message_id and sns_id == message_id:
+            return message
+        sent = int(message.get("Attributes", {}).get("SentTimestamp", "0")) / 1000
+        same_order = order_id is not None and isinstance(order, dict) and order.get("orderId") == order_id
+        if same_order and (since is None or sent >= since - CLOCK_SKEW_S):
+            return message
+    return None
+
+
+def track_order(
+    lab: Lab,
+    order_id: str | None,
+    message_id: str | None = None,
+    since: float | None = None,
+    timeout: float | None = None,
+    on_step: Callable[[Step], None] | None = None,
+) -> Journey:
+    """Follow an order until it is stored or in the DLQ, or *timeout* runs out.
+
+    Args:
+        lab: the pipeline.
+        order_id: the order's orderId (None for a body that is not an order; then give *message_id*).
+        message_id: the SNS message id `publish_order` returned, if it was published.
+        since: epoch seconds the order was sent; older log lines and DLQ messages are not its own.
+        timeout: seconds to wait; default: long enough for maxReceiveCount retries plus a margin.
+        on_step: called with each new step as it is seen (a live display).
+    Returns:
+        The journey, whose `final_line` reads `stored: <id>`, `DLQ: <id> (<reason>)` or `pending: …`.
+    """
+    config = lab.config
+    if timeout is None:
+        timeout = config.max_receive_count * config.visibility_timeout + TIMEOUT_MARGIN_S
+    started = time.monotonic()
+    steps: list[Step] = []
+    seen: set[tuple[Any, ...]] = set()
+    counts: list[int] = []
+    label = order_id if order_id is not None else f"message {message_id}"
+
+    def add(stage: str, text: str, at: float | None = None) -> None:
+        step = Step(stage, text, time.time() if at is None else at)
+        steps.append(step)
+        if on_step:
+            on_step(step)
+
+    def take(records: list[RecordLog]) -> None:
+        for record in records:
+            key = (record.message_id, record.receive_count, record.time, record.outcome)
+            if key in seen:
+                continue
+            seen.add(key)
+            if not any(s.stage == "in queue" for s in steps):
+                add("in queue", f"in queue {config.queue_name}", record.time)
+            count = record.receive_count or len(counts) + 1
+            counts.append(count)
+            why = f" ({record.reason})" if record.reason else ""
+            add("received", f"receive {count} by {config.function_name}: {record.outcome}{why}", record.time)
+
+    def finish(outcome: str, reason: str | None, text: str) -> Journey:
+        add(outcome, text)
+        return Journey(order_id, message_id, outcome, reason, tuple(steps), time.monotonic() - started, tuple(counts))
+
+    if message_id:
+        add("published", f"published to {config.topic_name}", since)
+    while True:
+        records = function_log_records(lab, since, order_id) if order_id else []
+        take(records)
+        done = next((r for r in records if r.outcome in SUCCESS_OUTCOMES), None)
+        if done is not None:
+            note = "" if done.outcome in ("stored", "updated") else f" (already stored: {done.outcome})"
+            return finish("stored", None, f"stored: {label}{note}")
+        dead = find_in_dlq(lab, order_id, message_id, since)
+        if dead is not None:
+            lines = function_log_records(lab, since, order_id, (dead["MessageId"],))
+            take(lines)
+            reason = next((r.reason for r in reversed(lines) if r.reason), None) or "no reason in the function's logs"
+            return finish("dlq", reason, f"DLQ: {label} ({reason})")
+        if time.monotonic() - started > timeout:
+            return finish("pending", None, f"pending: {label} ({_pending_hint(lab, timeout)})")
+        time.sleep(POLL_S)
+
+
+def publish_and_track(
+    lab: Lab,
+    order: Mapping[str, Any] | str,
+    timeout: float | None = None,
+    on_step: Callable[[Step], None] | None = None,
+) -> Journey:
+    """Publish *order* (a dict or any body) and follow it; see `track_order`."""
+    since = time.time()
+    message_id = lab.publish_order(order)
+    order_id = order.get("orderId") if isinstance(order, Mapping) else None
+    return track_order(
+        lab, order_id if isinstance(order_id, str) else None, message_id, since, timeout=timeout, on_step=on_step
+    )
+
+
+def _pending_hint(lab: Lab, timeout: float) -> str:
+    queue = sqs.get_queue(lab.clients, lab.config.queue_name)
+    if queue is None:
+        return f"the queue {lab.config.queue_name} does not exist: build it (notebook 03)"
+    mapping = functions.find_mapping(lab.clients, lab.config.function_name, queue.arn)
+    if mapping is None:
+        return f"not stored after {timeout:.0f}s: no trigger connects {queue.name} to the function (notebook 04)"
+    if mapping["State"] != "Enabled":
+        return f"not stored after {timeout:.0f}s: the trigger is {mapping['State']}"
+    return f"not stored and not in the DLQ after {timeout:.0f}s: wait longer, or check the function's logs"

@@ -1,0 +1,148 @@
+"""Small helpers the lab's notebooks call: connect, catch up, show the backend and the environment.
+
+The check cell of each step is in `labkit.notebook.checks`; its functions are also here by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+
+from labkit.config import BACKEND_AWS, BACKEND_ENDPOINT, ENV_ROLE_POLICY, ROLE_POLICY_LEAST
+from labkit.errors import ConfigError
+from labkit.lab import Lab
+from labkit.lab import connect as _connect
+from labkit.notebook.checks import (
+    check_dead_lettered,
+    check_function,
+    check_order_stored,
+    check_queues,
+    check_removed,
+    check_role,
+    check_runs,
+    check_table,
+    check_topic,
+    check_trigger,
+    require_passed,
+)
+from labkit.notebook.display import Note, ok, show_code, show_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "Note",
+    "catch_up",
+    "check_dead_lettered",
+    "check_function",
+    "check_order_stored",
+    "check_queues",
+    "check_removed",
+    "check_role",
+    "check_runs",
+    "check_table",
+    "check_topic",
+    "check_trigger",
+    "connect",
+    "env_check",
+    "progress",
+    "require_passed",
+    "show_backend",
+    "show_code",
+    "show_json",
+    "versions",
+]
+
+PACKAGES = ("boto3", "moto", "pandas", "matplotlib", "ipywidgets", "tqdm")
+STEPS = {1: "table", 2: "topic", 3: "queues and subscription", 4: "role, function and trigger"}
+
+
+def connect(**overrides: Any) -> Lab:
+    """`labkit.connect()` with the lab's recommended setting: a least-privilege execution role.
+
+    An explicit LABKIT_ROLE_POLICY in the environment wins, so a class can choose the seed's policies.
+    """
+    if ENV_ROLE_POLICY not in os.environ:
+        overrides.setdefault("role_policy", ROLE_POLICY_LEAST)
+    return _connect(**overrides)
+
+
+def catch_up(lab: Lab, step: int) -> Note:
+    """Build every step before *step* (idempotent: what exists is kept); returns one line saying what stands."""
+    through = min(step - 1, 4)
+    if through < 1:
+        return Note(f"Step {step} needs nothing built before it.")
+    lab.up(through=through)
+    built = ", ".join(STEPS[n] for n in range(1, through + 1))
+    steps = "Step 1 is" if through == 1 else f"Steps 1-{through} are"
+    return Note(f"{steps} in place ({built}).")
+
+
+def show_backend(lab: Lab) -> Note:
+    """Where this lab's resources live, and what that costs."""
+    config = lab.config
+    if config.backend == BACKEND_AWS:
+        return Note(
+            f"Backend: a REAL AWS account (region {config.region}, profile {config.profile or 'default'}).\n"
+            "⚠ This creates billable resources. They cost little at lab scale, but delete them when you are done: "
+            "run notebook 08 (or `labkit down`)."
+        )
+    if config.backend == BACKEND_ENDPOINT:
+        return Note(
+            f"Backend: the local cloud at {config.endpoint_url} (`labkit serve`). Free and offline; resources "
+            "persist across notebooks until the server stops."
+        )
+    return Note(
+        "Backend: a local cloud inside this kernel (moto + labkit's Lambda service). Free and offline; "
+        "everything disappears when the kernel stops. To keep resources between notebooks, run `labkit serve` "
+        "and set AWS_ENDPOINT_URL before starting JupyterLab."
+    )
+
+
+def env_check(lab: Lab | None = None) -> Note:
+    """Check that the lab's packages are installed and, given a *lab*, that its backend answers."""
+    problems = []
+    for name in PACKAGES:
+        try:
+            importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            problems.append(f"the package {name} is not installed")
+    if problems:
+        raise ConfigError("; ".join(problems) + ". Run `make lab` (or `pip install -e .[dev]`) and restart.")
+    lines = [", ".join(PACKAGES) + " are installed"]
+    if lab is not None:
+        try:
+            lab.clients("sts").get_caller_identity()
+        except EndpointConnectionError as exc:
+            raise ConfigError(
+                f"Cannot reach {lab.config.endpoint_url}: start the local cloud with `labkit serve`, "
+                "or unset AWS_ENDPOINT_URL to use one inside the kernel."
+            ) from exc
+        except NoCredentialsError as exc:
+            raise ConfigError("No AWS credentials found: run `aws configure` or `aws sso login`.") from exc
+        lines.append(f"the {lab.config.backend} backend answers")
+    return ok(*lines)
+
+
+def versions() -> pd.DataFrame:
+    """Installed versions of Python and the lab's packages."""
+    import pandas as pd
+
+    rows = [{"package": "python", "version": sys.version.split()[0]}]
+    rows += [{"package": name, "version": importlib.metadata.version(name)} for name in PACKAGES]
+    return pd.DataFrame(rows).set_index("package")
+
+
+@contextlib.contextmanager
+def progress(total: int, description: str) -> Iterator[Callable[[int], None]]:
+    """A `tqdm.auto` progress bar; yields the callback `lab.publish_orders(on_progress=...)` takes."""
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, desc=description, unit="order") as bar:
+        yield lambda done: bar.update(done - bar.n)
