@@ -6,6 +6,7 @@ if set, or a real account with ``LABKIT_BACKEND=aws``.
 
 from labkit.config import Config
 from labkit.errors import AccessError, ConfigError, InputError, LabkitError, NotReadyError, ResourceError
+from labkit.grading import grade
 from labkit.lab import Lab, Pipeline, connect
 from labkit.orders import MALFORMED_BODY, SAMPLE_ORDER, generate_orders, make_order, sample_order
 
@@ -25,6 +26,7 @@ __all__ = [
     "ResourceError",
     "connect",
     "generate_orders",
+    "grade",
     "make_order",
     "sample_order",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from labkit.config import DEFAULT_PORT, ENV_BACKEND, ENV_ENDPOINT, Config
+from labkit.config import BACKEND_AWS, DEFAULT_PORT, ENV_BACKEND, ENV_ENDPOINT, Config
 from labkit.errors import ConfigError, InputError, LabkitError
 from labkit.lab import Lab, connect
 from labkit.orders import MALFORMED_BODY, SAMPLE_ORDER, generate_orders
@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
 
+    lab = add("lab", cmd_lab, "start the local cloud and JupyterLab on the notebooks; stop both on exit")
+    lab.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"local cloud port (default {DEFAULT_PORT})")
+    lab.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="folder to open (default notebooks)")
+    lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed on to `jupyter lab`")
+
     add("up", cmd_up, "build the whole pipeline (steps 1-4); safe to run again")
 
     publish = add("publish", cmd_publish, "publish orders to the topic")
@@ -83,15 +88,25 @@ def _parser() -> argparse.ArgumentParser:
     redrive = add("redrive", cmd_redrive, "move messages from the DLQ back to the order queue")
     redrive.add_argument("--limit", type=int, default=None, help="move at most this many")
 
-    add("down", cmd_down, "delete every resource of the pipeline")
+    down = add("down", cmd_down, "delete the pipeline's resources that labkit created (its tags, this prefix)")
+    down.add_argument("--yes", action="store_true", help="on a real AWS account, delete without asking")
 
     demo = add("demo", cmd_demo, "build, feed and inspect the pipeline in a throwaway in-process local cloud")
     demo.add_argument("--visibility-timeout", type=int, default=2, help="seconds before a failed message is retried")
+
+    grade = add("grade", cmd_grade, "check and score what was built, step by step (read-only unless --probe)")
+    grade.add_argument("--probe", action="store_true", help="also send a probe order and a bad message, then clean up")
+    grade.add_argument("--json", action="store_true", help="print JSON")
+    grade.add_argument("--junit", type=Path, metavar="FILE", help="also write the result as JUnit XML")
+    grade.add_argument("--roster", type=Path, metavar="CSV", help="grade every student of a roster (needs --out)")
+    grade.add_argument("--out", type=Path, metavar="CSV", help="the gradebook CSV that --roster writes")
+    grade.add_argument("--rubric", type=Path, metavar="FILE", help="a rubric JSON overriding points and requirements")
+    grade.add_argument("--prefix", help="grade the resources named with this prefix")
     return parser
 
 
-def _lab() -> Lab:
-    config = Config.from_env()
+def _lab(**overrides: Any) -> Lab:
+    config = Config.from_env(**overrides)
     if config.is_local:
         raise ConfigError(
             "No local cloud to talk to: start one with `labkit serve` and "
@@ -117,6 +132,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     stopped.wait()
     cloud.stop()
     return 0
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    """Serve the local cloud and run JupyterLab against it, as `make lab` does."""
+    import os
+    import subprocess
+
+    from labkit.localcloud import LocalCloud
+
+    if not args.notebooks.is_dir():
+        raise ConfigError(f"No notebooks folder at {args.notebooks}: run from the repository or pass --notebooks.")
+    try:
+        cloud = LocalCloud.server(Config.from_env(), port=args.port)
+    except OSError as exc:
+        raise ConfigError(f"Port {args.port} is taken ({exc.strerror}): is a local cloud running? Use --port.") from exc
+    print(f"Local cloud listening on {cloud.endpoint_url}; notebooks reach it through {ENV_ENDPOINT}.", flush=True)
+    env = dict(os.environ, **{ENV_ENDPOINT: str(cloud.endpoint_url)})
+    command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={args.notebooks}", *args.jupyter_args]
+    try:
+        return subprocess.call(command, env=env)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        cloud.stop()
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -200,16 +239,83 @@ def cmd_orders(args: argparse.Namespace) -> int:
 
 def cmd_redrive(args: argparse.Namespace) -> int:
     """Move DLQ messages back to the queue."""
-    moved = _lab().redrive(limit=args.limit)
+    if args.limit is not None and args.limit < 0:
+        raise InputError(f"--limit must be 0 or more, not {args.limit}.")
+    try:
+        moved = _lab().redrive(limit=args.limit)
+    except KeyboardInterrupt:
+        print(
+            "labkit: redrive interrupted; nothing was lost (each message is sent before it is deleted). "
+            "Run `labkit redrive` again to move the rest; a message sent twice is stored once.",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     print(f"moved {moved} message(s) from the DLQ back to the order queue")
     return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    """Delete the pipeline."""
-    removed = _lab().down()
-    gone = [name for name, existed in removed.items() if existed]
-    print("deleted: " + (", ".join(gone) if gone else "nothing (no resources found)"))
+    """Delete what labkit built; on a real AWS account, after showing it and asking (unless --yes)."""
+    from labkit import teardown
+
+    lab = _lab()
+    chosen = teardown.plan(lab.config, lab.clients)
+    if lab.config.backend == BACKEND_AWS and chosen.delete and not args.yes:
+        print(f"In AWS account {lab.clients.account_id} ({lab.config.region}) labkit down deletes:")
+        for found in chosen.delete:
+            print(f"  {found.describe()}")
+        if not _confirmed(f"Delete {len(chosen.delete)} resource(s)? [y/N] "):
+            print("nothing deleted")
+            return 1
+    removed = teardown.execute(lab.config, lab.clients, chosen)
+    gone = [name for name, deleted in removed.items() if deleted]
+    if gone:
+        print("deleted: " + ", ".join(gone))
+    else:
+        print(
+            "deleted: nothing " + ("(labkit created none of what it found)" if chosen.keep else "(no resources found)")
+        )
+    for kept in chosen.keep:
+        print(f"kept:    {kept.describe()}")
+    return 0
+
+
+def _confirmed(question: str) -> bool:
+    try:
+        answer = input(question)
+    except EOFError:  # no terminal to ask: the answer is no
+        print()
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    """Grade one pipeline, or every student of a roster into a gradebook."""
+    from labkit import grading
+
+    rubric = grading.load_rubric(args.rubric)
+    overrides = {} if args.prefix is None else {"prefix": args.prefix}
+    if args.roster is None:
+        if args.out is not None:
+            raise InputError("--out names the gradebook that --roster writes; give --roster too.")
+        report = _lab(**overrides).grade(probe=args.probe, rubric=rubric)
+        if args.junit is not None:
+            report.to_junit(args.junit)
+        print(report.to_json() if args.json else report.to_table())
+        return 0
+    if args.out is None:
+        raise InputError("--roster needs --out FILE for the gradebook CSV.")
+    rows = grading.grade_roster(
+        args.roster, Config.from_env(**overrides), probe=args.probe, rubric=rubric, allow_local=False
+    )
+    grading.write_gradebook(rows, args.out)
+    if args.junit is not None:
+        grading.write_junit([r.junit_suite() for r in rows], args.junit)
+    if args.json:
+        print(json.dumps([r.as_csv_row() for r in rows], ensure_ascii=False))
+    else:
+        print(grading.gradebook_table(rows))
+        print(f"gradebook: {args.out}")
     return 0
 
 

@@ -87,7 +87,8 @@ class Config:
     prefix: str = ""
     profile: str | None = None
     endpoint_url: str | None = None
-    role_policy: str = ROLE_POLICY_MANAGED
+    # Least privilege by default; the assignment's two FullAccess policies stay one setting away.
+    role_policy: str = ROLE_POLICY_LEAST
     function_timeout: int = FUNCTION_TIMEOUT_S
     visibility_timeout: int = VISIBILITY_TIMEOUT_S
     batch_size: int = BATCH_SIZE
@@ -134,7 +135,7 @@ class Config:
             "prefix": env.get(ENV_PREFIX, "").strip(),
             "profile": env.get(ENV_PROFILE) or None,
             "endpoint_url": endpoint,
-            "role_policy": env.get(ENV_ROLE_POLICY, ROLE_POLICY_MANAGED).strip().lower(),
+            "role_policy": env.get(ENV_ROLE_POLICY, ROLE_POLICY_LEAST).strip().lower(),
             "function_timeout": function_timeout,
             "visibility_timeout": _int(env, ENV_VISIBILITY_TIMEOUT, 6 * function_timeout),
             "batch_size": _int(env, ENV_BATCH_SIZE, BATCH_SIZE),

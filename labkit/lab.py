@@ -17,13 +17,15 @@ from labkit.session import Clients
 if TYPE_CHECKING:
     import pandas as pd
 
+    from labkit.grading import Report
     from labkit.localcloud import LocalCloud
 
 log = logging.getLogger(__name__)
 
-# On the local cloud, publishing pauses while this many messages wait: moto's SQS work per call
-# grows with queue depth, so a shallow queue keeps the whole pipeline fast.
-LOCAL_MAX_QUEUE_DEPTH = 200
+# On a local cloud, publishing pauses while this many messages wait: moto's SQS work per message
+# grows with queue depth, so a shallow queue keeps the whole pipeline fast. 50 is about a quarter
+# of a second of work for the Lambda service, so it never runs dry while the publisher waits.
+LOCAL_MAX_QUEUE_DEPTH = 50
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,12 @@ class Lab:
     def ensure_trigger(self, enabled: bool = True) -> functions.MappingInfo:
         """Step 4c: the SQS trigger with the configured batch size."""
         queue = self._require_queue()
-        return functions.ensure_mapping(self.config, self.clients, queue.arn, queue.url, enabled=enabled)
+        mapping = functions.ensure_mapping(self.config, self.clients, queue.arn, queue.url, enabled=enabled)
+        if self.cloud is not None:
+            # The in-process Lambda service rereads mappings every quarter second; read them now, so
+            # orders published next already meet the trigger as it was just set (on or off).
+            self.cloud.service.refresh()
+        return mapping
 
     def up(self, through: int = 4) -> Pipeline | None:
         """Build steps 1 to *through* (1-4); with 4, return everything that was built."""
@@ -114,17 +121,15 @@ class Lab:
         mapping = functions.ensure_mapping(self.config, self.clients, queue.arn, queue.url)
         return Pipeline(table, topic, dlq, queue, subscription, role, function, mapping)
 
-    def down(self) -> dict[str, bool]:
-        """Delete everything `up()` builds, trigger first; returns what existed."""
-        queue = sqs.get_queue(self.clients, self.config.queue_name)
-        removed = {"trigger": bool(queue) and functions.delete_mapping(self.config, self.clients, queue.arn)}
-        removed["function"] = functions.delete_function(self.config, self.clients)
-        removed["role"] = iam.delete_role(self.config, self.clients)
-        removed["topic"] = sns.delete_topic(self.config, self.clients)
-        removed["queue"] = sqs.delete_queue(self.clients, self.config.queue_name)
-        removed["dlq"] = sqs.delete_queue(self.clients, self.config.dlq_name)
-        removed["table"] = dynamodb.delete_table(self.config, self.clients)
-        return removed
+    def down(self, confirm: bool = False) -> dict[str, bool]:
+        """Delete what `up()` built, trigger first; returns, per resource, whether it was deleted.
+
+        Only resources that carry labkit's tags and this prefix are deleted (see labkit.teardown);
+        on a real AWS account only with *confirm*=True, else ConfirmationRequired says what would go.
+        """
+        from labkit import teardown
+
+        return teardown.teardown(self.config, self.clients, confirm=confirm)
 
     # Feeding the pipeline.
     def publish_order(self, order: Mapping[str, Any] | str | None = None) -> str:
@@ -139,12 +144,15 @@ class Lab:
     ) -> list[str]:
         """Publish many orders in batches of ten, pausing while the queue is deeper than *max_queue_depth*.
 
-        On the local cloud the depth defaults to LOCAL_MAX_QUEUE_DEPTH; on AWS there is no limit.
+        On a local cloud (in-process or `labkit serve`) the depth defaults to LOCAL_MAX_QUEUE_DEPTH; on
+        AWS there is no limit, and none applies while no enabled trigger drains the queue.
         *on_progress* is called with the number published after each batch (for a progress bar).
         """
-        depth = max_queue_depth if max_queue_depth is not None else (LOCAL_MAX_QUEUE_DEPTH if self.cloud else 0)
+        local = self.cloud is not None or self.config.endpoint_url is not None
+        depth = max_queue_depth if max_queue_depth is not None else (LOCAL_MAX_QUEUE_DEPTH if local else 0)
         topic = self._topic_arn()
-        queue_url = self._require_queue().url if depth else None
+        queue = self._require_queue() if depth else None
+        queue_url = queue.url if queue and self._trigger_enabled(queue.arn) else None
         ids: list[str] = []
         chunk: list[Mapping[str, Any] | str] = []
         for order in orders:
@@ -161,6 +169,11 @@ class Lab:
             if on_progress:
                 on_progress(len(ids))
         return ids
+
+    def _trigger_enabled(self, queue_arn: str) -> bool:
+        # Without a trigger nothing empties the queue, so waiting for it to shrink would only stall.
+        reply = self.clients("lambda").list_event_source_mappings(EventSourceArn=queue_arn)
+        return any(m.get("State") in ("Enabled", "Enabling", "Updating") for m in reply.get("EventSourceMappings", []))
 
     def _wait_below(self, queue_url: str, depth: int, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
@@ -240,15 +253,21 @@ class Lab:
         dlq = self._require(self.config.dlq_name, "DLQ")
         return sqs.peek_messages(self.clients, dlq.url, max_messages)
 
-    def redrive(self, limit: int | None = None) -> int:
-        """Move DLQ messages back to the order queue; returns how many moved."""
+    def redrive(self, limit: int | None = None, transform: Callable[[str], str] | None = None) -> int:
+        """Move DLQ messages back to the order queue (each body rewritten by *transform*, if given); returns how many."""
         dlq = self._require(self.config.dlq_name, "DLQ")
         queue = self._require_queue()
-        return sqs.redrive(self.clients, dlq.url, queue.url, limit)
+        return sqs.redrive(self.clients, dlq.url, queue.url, limit, transform)
 
     def invoke(self, event: dict[str, Any]) -> functions.InvokeResult:
         """Invoke the function with a test event, as the console's Test button does."""
         return functions.invoke(self.config, self.clients, event)
+
+    def grade(self, probe: bool = False, rubric: Any = None) -> Report:
+        """Check what was built, step by step, and score it (read-only unless *probe*); see labkit.grading."""
+        from labkit.grading import grade
+
+        return grade(self.config, self.clients, probe=probe, rubric=rubric)
 
     # Lookups with a clear message when a step is missing.
     def _topic_arn(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,38 +186,84 @@ def peek_messages(clients: Clients, url: str, max_messages: int = 10) -> list[di
     return messages
 
 
-def redrive(clients: Clients, source_url: str, target_url: str, limit: int | None = None) -> int:
+def redrive(
+    clients: Clients,
+    source_url: str,
+    target_url: str,
+    limit: int | None = None,
+    transform: Callable[[str], str] | None = None,
+) -> int:
     """Move messages from *source_url* (the DLQ) back to *target_url*; returns how many moved.
 
     Each message is sent before it is deleted, so an interruption can duplicate a message but never
-    lose one; the handler's idempotent writes make a duplicate harmless.
+    lose one; the handler's idempotent writes make a duplicate harmless. *transform* rewrites each
+    body on the way (to fix a bad order); if it raises, that batch stays in the DLQ, visible again.
+    Without *limit* it moves the messages the DLQ held when it started, so messages that fail again
+    and come back meanwhile are not chased round in a loop.
     """
     sqs = clients("sqs")
     moved = 0
-    while limit is None or moved < limit:
-        want = 10 if limit is None else max(1, min(10, limit - moved))
+    if limit is None:
+        limit = get_queue_counts(clients, source_url)["visible"]
+    while moved < limit:
+        want = max(1, min(10, limit - moved))
         messages = sqs.receive_message(
             QueueUrl=source_url,
             MaxNumberOfMessages=want,
             MessageAttributeNames=["All"],
             VisibilityTimeout=60,
-            WaitTimeSeconds=0,
+            # A short wait: a zero-second receive samples only some SQS servers and may come back empty.
+            WaitTimeSeconds=1,
         ).get("Messages", [])
         if not messages:
             break
+        try:
+            bodies = [transform(m["Body"]) if transform else m["Body"] for m in messages]
+        except Exception:
+            release_messages(clients, source_url, messages)
+            raise
         entries = []
         for i, message in enumerate(messages):
-            entry: dict[str, Any] = {"Id": str(i), "MessageBody": message["Body"]}
+            entry: dict[str, Any] = {"Id": str(i), "MessageBody": bodies[i]}
             if message.get("MessageAttributes"):
                 entry["MessageAttributes"] = message["MessageAttributes"]
             entries.append(entry)
-        reply = sqs.send_message_batch(QueueUrl=target_url, Entries=entries)
-        sent = {entry["Id"] for entry in reply.get("Successful", [])}
-        done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages) if str(i) in sent]
-        if done:
-            sqs.delete_message_batch(QueueUrl=source_url, Entries=done)
+        try:
+            reply = sqs.send_message_batch(QueueUrl=target_url, Entries=entries)
+            sent = {entry["Id"] for entry in reply.get("Successful", [])}
+            done = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages) if str(i) in sent
+            ]
+            if done:
+                deleted = sqs.delete_message_batch(QueueUrl=source_url, Entries=done)
+                if deleted.get("Failed"):
+                    log.warning("%d message(s) were sent back but stay in the DLQ too", len(deleted["Failed"]))
+        except BaseException:
+            # Interrupted between send and delete: hand the batch back at once rather than in 60 s. A
+            # message already sent is then in both queues, a duplicate the idempotent handler absorbs.
+            _release_quietly(clients, source_url, messages)
+            raise
         moved += len(done)
         if len(done) < len(messages):
+            _release_quietly(clients, source_url, [m for i, m in enumerate(messages) if str(i) not in sent])
             failed = reply.get("Failed", [{}])[0]
             raise ResourceError(f"Could not send {len(messages) - len(done)} message(s) back: {failed.get('Message')}")
     return moved
+
+
+def _release_quietly(clients: Clients, url: str, messages: list[dict[str, Any]]) -> None:
+    try:
+        release_messages(clients, url, messages)
+    except Exception as exc:  # the messages come back by themselves after their visibility timeout
+        log.debug("could not release %d message(s): %s", len(messages), exc)
+
+
+def release_messages(clients: Clients, url: str, messages: list[dict[str, Any]]) -> None:
+    """Make received *messages* visible again at once, so the next receive can return them."""
+    sqs = clients("sqs")
+    for start in range(0, len(messages), 10):
+        chunk = messages[start : start + 10]
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(chunk)
+        ]
+        sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)

@@ -112,6 +112,7 @@ def _table_and_queue(config, clients):
 
 def test_role_twice_with_the_seeds_managed_policies(env):
     config, clients = env
+    config = config.with_(role_policy="managed")
     table, queue = _table_and_queue(config, clients)
     first = iam.ensure_role(config, clients, table.arn, queue.arn)
     assert iam.ensure_role(config, clients, table.arn, queue.arn) == first
@@ -136,7 +137,7 @@ def test_role_switches_to_least_privilege_and_back(env):
     actions = {a for s in document["PolicyDocument"]["Statement"] for a in s["Action"]}
     assert {"dynamodb:PutItem", "sqs:ReceiveMessage", "sqs:DeleteMessage"} <= actions
     assert not any(a.endswith("*") for a in actions)
-    iam.ensure_role(config, clients, table.arn, queue.arn)
+    iam.ensure_role(config.with_(role_policy="managed"), clients, table.arn, queue.arn)
     assert iam_client.list_role_policies(RoleName=config.role_name)["PolicyNames"] == []
     assert iam.delete_role(config, clients) is True
     assert iam.delete_role(config, clients) is False

@@ -20,6 +20,8 @@ def test_defaults_are_the_seeds_names():
     assert config.function_name == "OrderProcessor"
     assert config.function_names == ("OrderProcessor", "OrderProcesor")
     assert config.max_receive_count == 3 and config.batch_size == 1
+    assert config.role_policy == "least-privilege"
+    assert Config.from_env({"LABKIT_ROLE_POLICY": "managed"}).role_policy == "managed"
     assert config.visibility_timeout >= 6 * config.function_timeout
 
 

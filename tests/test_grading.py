@@ -186,9 +186,14 @@ def trust_ec2(lab: Lab) -> None:
 
 
 def detach_dynamodb(lab: Lab) -> None:
-    lab.clients("iam").detach_role_policy(
-        RoleName=lab.config.role_name, PolicyArn="arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess"
-    )
+    iam = lab.clients("iam")
+    if lab.config.role_policy == "managed":
+        iam.detach_role_policy(
+            RoleName=lab.config.role_name, PolicyArn="arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess"
+        )
+    else:
+        # The least-privilege role's only DynamoDB grant is its inline policy.
+        iam.delete_role_policy(RoleName=lab.config.role_name, PolicyName="OrderProcessorLeastPrivilege")
 
 
 def set_function(**settings: Any) -> Callable[[Lab], None]:

@@ -33,7 +33,7 @@ def lambda_handler(event, context):
 """
 
 
-def wait_for(predicate, timeout=20.0, interval=0.05):
+def wait_for(predicate, timeout=60.0, interval=0.05):
     """Poll *predicate* until it returns a truthy value; fail the test after *timeout* seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -50,7 +50,7 @@ def calls(lab):
 
 def test_sample_order_flows_from_topic_to_table(built_lab):
     built_lab.publish_order()
-    counts = built_lab.wait_until_drained(timeout=20)
+    counts = built_lab.wait_until_drained(timeout=60)
     assert counts["orders"] == 1 and counts["dlq_visible"] == 0
     stored = built_lab.get_order("01234")
     assert {k: stored[k] for k in ("userId", "itemName", "quantity", "status")} == {
@@ -66,7 +66,7 @@ def test_poison_message_reaches_the_dlq_after_exactly_three_receives(built_lab):
     built_lab.ensure_function(source=RECORDER)
     built_lab.publish_order("fail me")
     # WHEN the queue drains
-    counts = built_lab.wait_until_drained(timeout=30)
+    counts = built_lab.wait_until_drained(timeout=60)
     # THEN the function saw receive counts 1, 2 and 3, and the message sits in the DLQ
     assert sorted(item["receiveCount"] for item in calls(built_lab)) == ["1", "2", "3"]
     assert counts["dlq_visible"] == 1
@@ -107,7 +107,7 @@ def test_batch_size_ten_takes_up_to_ten_records_per_call(local_cloud, make_lab):
     lab.publish_orders(list(generate_orders(25)))
     wait_for(lambda: lab.counts()["queue_visible"] == 25)
     lab.ensure_trigger(enabled=True)
-    lab.wait_until_drained(timeout=20)
+    lab.wait_until_drained(timeout=60)
     batches = [item["batch"] for item in calls(lab)]
     assert len(batches) == 25
     assert max(batches) == 10 and min(batches) >= 1
@@ -122,7 +122,7 @@ def test_partial_batch_failure_retries_only_the_failed_record(local_cloud, make_
     lab.publish_orders(["ok 1", "fail 2", "ok 3"])
     wait_for(lambda: lab.counts()["queue_visible"] == 3)
     lab.ensure_trigger(enabled=True)
-    counts = lab.wait_until_drained(timeout=30)
+    counts = lab.wait_until_drained(timeout=60)
     seen = {}
     for item in calls(lab):
         seen[item["receiveCount"]] = seen.get(item["receiveCount"], 0) + 1
@@ -138,7 +138,7 @@ def test_disabled_trigger_leaves_orders_in_the_queue(built_lab):
     time.sleep(0.5)
     assert built_lab.counts()["orders"] == 0
     built_lab.ensure_trigger(enabled=True)
-    assert built_lab.wait_until_drained(timeout=20)["orders"] == 1
+    assert built_lab.wait_until_drained(timeout=60)["orders"] == 1
 
 
 def test_no_trigger_means_nothing_is_consumed(make_lab):
@@ -182,14 +182,14 @@ def test_handler_over_its_timeout_is_retried(built_lab):
     slow = "import time\ndef lambda_handler(event, context):\n    time.sleep(1.2)\n"
     built_lab.ensure_function(source=slow)
     built_lab.publish_order()
-    counts = built_lab.wait_until_drained(timeout=30)
+    counts = built_lab.wait_until_drained(timeout=60)
     assert counts["dlq_visible"] == 1
     assert "timed out" in built_lab.cloud.service.last_error["errorMessage"]
 
 
 def test_function_logs_reach_cloudwatch_logs(built_lab):
     built_lab.publish_order()
-    built_lab.wait_until_drained(timeout=20)
+    built_lab.wait_until_drained(timeout=60)
     events = built_lab.clients("logs").filter_log_events(logGroupName="/aws/lambda/OrderProcessor")["events"]
     lines = [e["message"] for e in events]
     assert any(line.startswith("START RequestId") for line in lines)
@@ -199,5 +199,5 @@ def test_function_logs_reach_cloudwatch_logs(built_lab):
 
 def test_malformed_body_and_good_order_end_where_they_should(built_lab):
     built_lab.publish_orders([SAMPLE_ORDER, MALFORMED_BODY])
-    counts = built_lab.wait_until_drained(timeout=30)
+    counts = built_lab.wait_until_drained(timeout=60)
     assert (counts["orders"], counts["dlq_visible"]) == (1, 1)

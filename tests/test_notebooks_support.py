@@ -282,14 +282,14 @@ def test_checks_pass_on_a_built_pipeline(built_lab: Lab) -> None:
         notebook.check_table(built_lab) == f"✓ table {c.table_name}: partition key orderId (String), ACTIVE, on-demand"
     )
     assert f"moves a message to {c.dlq_name} after 3 receives" in notebook.check_queues(built_lab)
-    assert "the seed's managed policies" in notebook.check_role(built_lab)
+    assert "least privilege" in notebook.check_role(built_lab)
     assert notebook.check_function(built_lab).endswith("the code of lambda/code.py")
 
 
-def test_check_role_accepts_least_privilege(make_lab: Callable[..., Lab]) -> None:
-    lab = make_lab(role_policy="least-privilege")
+def test_check_role_accepts_the_seeds_managed_policies(make_lab: Callable[..., Lab]) -> None:
+    lab = make_lab(role_policy="managed")
     lab.up()
-    assert "least privilege" in notebook.check_role(lab)
+    assert "the seed's managed policies" in notebook.check_role(lab)
 
 
 def test_checks_name_what_is_missing(make_lab: Callable[..., Lab]) -> None:
@@ -329,9 +329,7 @@ def test_checks_catch_misconfiguration(built_lab: Lab) -> None:
     with pytest.raises(ResourceError, match=f"The trigger from {c.queue_name} is Disabled: enable it"):
         notebook.check_trigger(built_lab)
 
-    clients("iam").detach_role_policy(
-        RoleName=c.role_name, PolicyArn="arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess"
-    )
+    clients("iam").delete_role_policy(RoleName=c.role_name, PolicyName="OrderProcessorLeastPrivilege")
     with pytest.raises(ResourceError, match=f"Role {c.role_name} lacks permissions"):
         notebook.check_role(built_lab)
 

@@ -152,3 +152,24 @@ def test_function_logs_written_through_the_seam_read_back_through_the_api(local_
         logGroupName="/aws/lambda/Probe", logStreamName="2025/05/03/[$LATEST]abc", startFromHead=True
     )["events"]
     assert [e["message"] for e in got] == ["line 0", "line 1", "line 2"]
+
+
+def test_sqs_messages_are_not_kept_after_they_are_deleted(local_cloud):
+    # GIVEN moto's record of every model instance it made
+    from moto.sqs.models import Message
+
+    sqs = local_cloud.clients("sqs")
+    url = sqs.create_queue(QueueName="churn")["QueueUrl"]
+    tracked = len(Message.instances_tracked)
+    # WHEN messages are sent, received (moto hands out copies) and deleted
+    for _ in range(3):
+        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{i}"} for i in range(10)])
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        sqs.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
+        )
+    # THEN none of them is held on to, and the queue still works as SQS does
+    assert len(Message.instances_tracked) == tracked
+    assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"] == {
+        "ApproximateNumberOfMessages": "0"
+    }

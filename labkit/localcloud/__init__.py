@@ -8,14 +8,16 @@ share through `AWS_ENDPOINT_URL`, as resources are shared in an AWS account.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import urllib.request
 from typing import Any
 
 from labkit.config import BACKEND_ENDPOINT, BACKEND_MOTO, Config
 from labkit.localcloud import seam
 from labkit.localcloud.runtime import FunctionRuntime
 from labkit.localcloud.service import LambdaService, invoke_result_for_api
-from labkit.session import Clients
+from labkit.session import LOCAL_CREDENTIALS, Clients
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +40,21 @@ class LocalCloud:
             seam.function_code,
             endpoint_url=config.endpoint_url if config.backend == BACKEND_ENDPOINT else None,
             enforce_iam=config.enforce_iam,
+            assume_role=seam.assume_role_as_lambda,
+            configuration_for=lambda function: seam.function_configuration(
+                function, self.clients.account_id, config.region
+            ),
+            log_sink=lambda group, stream, events: seam.put_function_logs(
+                self.clients.account_id, config.region, group, stream, events
+            ),
         )
         self.service = LambdaService(self.clients, self.runtime, pollers_per_mapping=pollers_per_mapping)
         seam.install(self._invoke_from_api)
+        # With IAM enforced, labkit's local key is an administrator's and the handler runs with the
+        # execution role's own credentials, so a missing permission fails as it would on AWS.
+        self._enforcing = config.enforce_iam
+        if self._enforcing:
+            seam.enable_iam(LOCAL_CREDENTIALS["aws_access_key_id"], LOCAL_CREDENTIALS["aws_secret_access_key"])
 
     def _invoke_from_api(self, function_arn: str, event: dict[str, Any]) -> tuple[str, bool, str]:
         return invoke_result_for_api(self.runtime.invoke(function_arn, event))
@@ -72,10 +86,15 @@ class LocalCloud:
         from moto.server import ThreadedMotoServer
 
         seam.install()
+        # One line per request on stderr would drown what a student needs to read.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        _check_port_free(host, port)
         server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         server.start()
         bound_host, bound_port = server.get_host_and_port()
         endpoint = f"http://{bound_host}:{bound_port}"
+        # moto keeps its state in module globals: a new server starts empty, like a new account.
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).close()
         config = (config or Config()).with_(backend=BACKEND_ENDPOINT, endpoint_url=endpoint)
         cloud = cls(config, server=server)
         cloud.service.start()
@@ -90,6 +109,9 @@ class LocalCloud:
         """Stop the Lambda service, then moto."""
         self.service.stop()
         self.runtime.close()
+        if self._enforcing:
+            seam.disable_iam()
+            self._enforcing = False
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -104,3 +126,13 @@ class LocalCloud:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Raise OSError if *port* is taken: moto's server thread would die there and leave start() waiting."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As werkzeug binds: a port in TIME_WAIT is free, one with a listener is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))

@@ -12,6 +12,10 @@ principal (moto's AssumeRole cannot evaluate a `Service` principal), DynamoDB re
 against the table's ARN (moto checks them against `*`), a fix for moto's signature check of
 bodiless GET/DELETE requests (every Lambda read fails it), and access-denied errors in the JSON
 form that DynamoDB, SQS and CloudWatch Logs clients parse (moto sends XML, read as code "403").
+
+For speed (the section at the end) it replaces moto's per-message work in SQS and SNS with
+equivalents, and lets the Lambda service read a function's settings and write its logs directly,
+as AWS's service does, instead of one API request each per invocation.
 """
 
 from __future__ import annotations
@@ -325,9 +329,10 @@ def _raise_access_denied(self: Any) -> None:
 
 
 # Speed. moto rebuilds every attribute of a queue (three scans of all its messages, each message
-# reading the clock through two datetimes) for each message it sends or receives, and mints and
-# signs a new X.509 certificate for each SNS notification, so the pipeline slowed down as the queue
-# grew. The replacements return what moto returns; tests/test_seam.py compares them with moto's own.
+# reading the clock through two datetimes) for each message it sends or receives, mints and signs
+# a new X.509 certificate for each SNS notification, and keeps every SQS message it ever made, so
+# the pipeline slowed down as the queue grew and its memory grew with every order. The replacements
+# return what moto returns; tests/test_seam.py compares them with moto's own.
 _original_retention_check = SQSBackend.is_message_valid_based_on_retention_period
 _original_sqs_unix_time = _sqs_models.unix_time
 _original_sqs_unix_time_millis = _sqs_models.unix_time_millis

@@ -52,6 +52,7 @@ class LambdaService:
         self._stop = threading.Event()
         self._supervisor: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
         self.stats: Counter[str] = Counter()
         self.last_error: dict[str, Any] | None = None
 
@@ -84,6 +85,11 @@ class LambdaService:
 
     def refresh(self) -> None:
         """Read the mappings from the Lambda API and start or stop pollers to match."""
+        # One at a time: a refresh that read the mappings before a change must not apply them after it.
+        with self._refresh_lock:
+            self._refresh()
+
+    def _refresh(self) -> None:
         mappings = {
             m["UUID"]: m
             for m in paginate(self._clients("lambda"), "list_event_source_mappings", "EventSourceMappings")
