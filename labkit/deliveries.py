@@ -11,11 +11,8 @@ import json
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from botocore.exceptions import ClientError
-
-from labkit.aws import error_code
 from labkit.journey import SUCCESS_OUTCOMES
-from labkit.logs import CLOCK_SKEW_S
+from labkit.logs import log_events
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
@@ -37,7 +34,7 @@ def deliveries(lab: Lab, since: float | None = None) -> dict[str, list[Delivery]
     """
     blocks: dict[str, list[Any]] = {}
     seen: dict[str, list[Delivery]] = defaultdict(list)
-    for event in _log_events(lab, since):
+    for event in log_events(lab, since):
         stream, text = event.get("logStreamName", ""), event.get("message", "").strip()
         if text.startswith("START RequestId:"):
             blocks[stream] = [False]
@@ -65,21 +62,6 @@ def needless_retries(history: dict[str, list[Delivery]]) -> list[str]:
         for message_id, items in history.items()
         if any(d.outcome in SUCCESS_OUTCOMES and not d.invocation_failed for d in items[:-1])
     ]
-
-
-def _log_events(lab: Lab, since: float | None) -> list[dict[str, Any]]:
-    kwargs: dict[str, Any] = {"logGroupName": f"/aws/lambda/{lab.config.function_name}"}
-    if since is not None:
-        kwargs["startTime"] = max(0, int((since - CLOCK_SKEW_S) * 1000))
-    events: list[dict[str, Any]] = []
-    try:
-        for page in lab.clients("logs").get_paginator("filter_log_events").paginate(**kwargs):
-            events.extend(page.get("events", []))
-    except ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return []
-        raise
-    return events
 
 
 def _json_line(text: str) -> dict[str, Any] | None:

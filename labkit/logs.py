@@ -37,7 +37,10 @@ def log_group(lab: Lab) -> str:
     return f"/aws/lambda/{lab.config.function_name}"
 
 
-def _log_events(lab: Lab, since: float | None, pattern: str | None, skew: float) -> list[dict[str, Any]]:
+def log_events(
+    lab: Lab, since: float | None = None, pattern: str | None = None, skew: float = CLOCK_SKEW_S
+) -> list[dict[str, Any]]:
+    """Every event of the function's log group since *since* (epoch seconds), optionally filtered by *pattern*."""
     kwargs: dict[str, Any] = {"logGroupName": log_group(lab)}
     if since is not None:
         kwargs["startTime"] = max(0, int((since - skew) * 1000))
@@ -68,7 +71,7 @@ def function_log_records(
     # CloudWatch filters on the server; the same test runs below as well, since not every backend does.
     pattern = "{ " + " || ".join(terms) + " }" if terms and quotable else None
     records = []
-    for event in _log_events(lab, since, pattern, skew):
+    for event in log_events(lab, since, pattern, skew):
         record = _parse_record(event)
         if record is None:
             continue
@@ -104,7 +107,7 @@ def function_reports(
 ) -> list[tuple[float, float, int]]:
     """The REPORT line of each invocation since *since* (less *skew*): (time, duration ms, billed duration ms)."""
     reports = []
-    for event in _log_events(lab, since, "REPORT", skew):
+    for event in log_events(lab, since, "REPORT", skew):
         match = _REPORT.search(event.get("message", ""))
         if match:
             reports.append((event["timestamp"] / 1000, float(match.group(1)), int(match.group(2))))
