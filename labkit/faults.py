@@ -5,16 +5,15 @@
         lab.wait_until_drained()
     injected.count  # how many writes failed
 
-The faults reach only code that the local cloud's Lambda service runs in this process: labkit
-registers a botocore `before-call` hook on the boto3 session of each new execution environment,
-and the hook answers a seeded fraction of the calls with the error response AWS would send, before
-anything is sent. The response skips botocore's own retries, so each fault reaches the handler as a
-write whose retries ran out. labkit's own clients, other processes and real AWS are never touched.
+The faults reach only the functions that a local cloud of this process runs: the local cloud
+answers a seeded fraction of their calls with the error response AWS would send, before the write
+happens (`labkit.localcloud.intercept`). The function's SDK retries as it would against AWS, so
+a fault that outlasts those retries reaches the handler. labkit's own clients and real AWS are
+never touched.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 from collections import Counter
@@ -22,8 +21,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-
-from botocore.awsrequest import AWSResponse
 
 from labkit.errors import ConfigError
 
@@ -77,7 +74,7 @@ class DynamoDBFaults:
         self._random = random.Random(self.seed)
         self._lock = threading.Lock()
         self._active = False
-        self._events = [f"before-call.dynamodb.{operation}" for operation in self.operations]
+        self._removers: list[Any] = []
 
     @property
     def count(self) -> int:
@@ -93,25 +90,24 @@ class DynamoDBFaults:
         return {fault.key for fault in self.injected if fault.key is not None}
 
     def __enter__(self) -> DynamoDBFaults:
+        from labkit.localcloud import intercept
+
         self._active = True
-        for event in self._events:
-            self.cloud.runtime.register_boto_hook(event, self._hook)
-        # Execution environments made before now hold clients without the hook: start them cold.
-        self.cloud.runtime.reset()
+        self._removers = [intercept.add("dynamodb", operation, before=self._hook) for operation in self.operations]
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._active = False
-        for event in self._events:
-            self.cloud.runtime.unregister_boto_hook(event, self._hook)
-        self.cloud.runtime.reset()
+        for remove in self._removers:
+            remove()
+        self._removers = []
 
-    def _hook(self, model: Any, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+    def _hook(self, call: Any) -> tuple[int, str, str] | None:
         if not self._active:
             return None
-        request = _json_body(params.get("body"))
+        request = call.params
         table = str(request.get("TableName", ""))
         if self.table is not None and table != self.table:
             return None
@@ -121,13 +117,8 @@ class DynamoDBFaults:
                 return None
             kind = self._random.choice(self.kinds)
             status, code, message = FAULTS[kind]
-            self.injected.append(InjectedFault(model.name, table, _key(request), code))
-        response = AWSResponse(params.get("url", ""), status, {"x-amzn-errortype": code}, None)
-        parsed = {
-            "Error": {"Code": code, "Message": message},
-            "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}, "RetryAttempts": 0},
-        }
-        return response, parsed
+            self.injected.append(InjectedFault(call.operation, table, _key(request), code))
+        return status, code, message
 
 
 def dynamodb_faults(
@@ -171,14 +162,6 @@ def _local_cloud(target: Any) -> LocalCloud:
         f"Fault injection needs a local cloud running in this process; this lab uses the {backend} backend. "
         "Use labkit.connect() without AWS_ENDPOINT_URL or LABKIT_BACKEND, or LocalCloud.in_process()."
     )
-
-
-def _json_body(body: Any) -> dict[str, Any]:
-    try:
-        value = json.loads(body) if body else {}
-    except (TypeError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _key(request: dict[str, Any]) -> str | None:

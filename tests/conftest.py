@@ -104,7 +104,9 @@ def load_event() -> Callable[[str], dict[str, Any]]:
 
 
 # The local cloud, with the shortest timeouts AWS allows, so retries and the DLQ take seconds.
-FAST = {"function_timeout": 1, "visibility_timeout": 1}
+# Short enough for a poison message to reach the DLQ in seconds, long enough that a cold start on a
+# busy machine (a second or more) does not make SQS deliver a message twice.
+FAST = {"function_timeout": 2, "visibility_timeout": 3}
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 HOOK_ID = "labkit-bench"
 PUBLISH_EVENT = "provide-client-params.sns.PublishBatch"
-# The handler's own put: its order id is read on the way in, its success on the way out.
-PUT_EVENTS = ("provide-client-params.dynamodb.PutItem", "after-call.dynamodb.PutItem")
+# The handler's own put, watched where the local cloud receives it.
+PUT_OPERATION = ("dynamodb", "PutItem")
 
 
 class Clock:
@@ -56,14 +56,10 @@ class Clock:
             if order_id is not None:
                 self.published.setdefault(order_id, now)
 
-    def on_put_params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        """Hook: the handler is about to put an item; remember whose."""
-        context[HOOK_ID] = params.get("Item", {}).get("orderId", {}).get("S")
-
-    def on_put_done(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        """Hook: a put returned; a success stores the order now."""
-        order_id = context.get(HOOK_ID)
-        if order_id is None or "Error" in parsed or http_response.status_code != 200:
+    def on_put(self, call: Any, status: int) -> None:
+        """Hook: the handler's put reached the local cloud; a success stores the order now."""
+        order_id = call.params.get("Item", {}).get("orderId", {}).get("S")
+        if order_id is None or status != 200:
             return
         now = time.perf_counter()
         with self._lock:
@@ -74,25 +70,25 @@ class Clock:
 
 
 class Hooks:
-    """Puts the clock on the publisher's SNS client and on the boto3 sessions the handler's clients come from."""
+    """Puts the clock on the publisher's SNS client and on the handler's puts as the local cloud receives them."""
 
     def __init__(self, clock: Clock, lab: Lab) -> None:
         if lab.cloud is None:
             raise InputError("The benchmark times the local cloud's own Lambda runtime: run it on a local cloud.")
-        self._runtime = lab.cloud.runtime
         self._sns_events = lab.clients("sns").meta.events
         self._clock = clock
-        self._put_hooks = tuple(zip(PUT_EVENTS, (clock.on_put_params, clock.on_put_done), strict=True))
+        self._remove_put: Any = None
 
     def __enter__(self) -> None:
+        from labkit.localcloud import intercept
+
         self._sns_events.register(PUBLISH_EVENT, self._clock.on_publish, unique_id=HOOK_ID)
-        for name, hook in self._put_hooks:
-            self._runtime.register_boto_hook(name, hook)
+        self._remove_put = intercept.add(*PUT_OPERATION, after=self._clock.on_put)
 
     def __exit__(self, *exc: object) -> None:
         self._sns_events.unregister(PUBLISH_EVENT, unique_id=HOOK_ID)
-        for name, hook in self._put_hooks:
-            self._runtime.unregister_boto_hook(name, hook)
+        if self._remove_put is not None:
+            self._remove_put()
 
 
 class DepthSampler:

@@ -2,7 +2,9 @@
 
 Two ways to run it: in this process (`LocalCloud.in_process()`, for tests and `labkit demo`) or as
 a server on 127.0.0.1 (`serve()`, behind `labkit serve`) that notebooks, kernels and CLI calls
-share through `AWS_ENDPOINT_URL`, as resources are shared in an AWS account.
+share through `AWS_ENDPOINT_URL`, as resources are shared in an AWS account. Either way functions
+run in execution environments of their own (separate processes, `environment.py`) that reach the
+AWS APIs over loopback: in-process, the cloud serves moto's endpoint on 127.0.0.1 for them alone.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import urllib.request
 from typing import Any
 
 from labkit.config import BACKEND_ENDPOINT, BACKEND_MOTO, Config
-from labkit.localcloud import seam
+from labkit.localcloud import queues, seam, signals
 from labkit.localcloud.runtime import FunctionRuntime
 from labkit.localcloud.service import LambdaService, invoke_result_for_api
 from labkit.session import LOCAL_CREDENTIALS, Clients
@@ -30,7 +32,14 @@ class LocalCloud:
     _shared: LocalCloud | None = None
     _shared_lock = threading.Lock()
 
-    def __init__(self, config: Config, mock: Any = None, server: Any = None, pollers_per_mapping: int = 1) -> None:
+    def __init__(
+        self,
+        config: Config,
+        mock: Any = None,
+        server: Any = None,
+        pollers_per_mapping: int | None = None,
+        function_endpoint: str | None = None,
+    ) -> None:
         self.config = config
         self._mock = mock
         self._server = server
@@ -38,7 +47,7 @@ class LocalCloud:
         self.runtime = FunctionRuntime(
             self.clients,
             seam.function_code,
-            endpoint_url=config.endpoint_url if config.backend == BACKEND_ENDPOINT else None,
+            endpoint_url=function_endpoint or config.endpoint_url,
             enforce_iam=config.enforce_iam,
             assume_role=seam.assume_role_as_lambda,
             configuration_for=lambda function: seam.function_configuration(
@@ -50,6 +59,8 @@ class LocalCloud:
         )
         self.service = LambdaService(self.clients, self.runtime, pollers_per_mapping=pollers_per_mapping)
         seam.install(self._invoke_from_api)
+        signals.install()
+        queues.install()
         # With IAM enforced, labkit's local key is an administrator's and the handler runs with the
         # execution role's own credentials, so a missing permission fails as it would on AWS.
         self._enforcing = config.enforce_iam
@@ -60,7 +71,7 @@ class LocalCloud:
         return invoke_result_for_api(self.runtime.invoke(function_arn, event))
 
     @classmethod
-    def in_process(cls, config: Config | None = None, pollers_per_mapping: int = 1) -> LocalCloud:
+    def in_process(cls, config: Config | None = None, pollers_per_mapping: int | None = None) -> LocalCloud:
         """Start moto in this process with the Lambda service polling; stop() undoes it."""
         from moto import mock_aws
 
@@ -68,7 +79,11 @@ class LocalCloud:
         config = (config or Config()).with_(backend=BACKEND_MOTO, endpoint_url=None)
         mock = mock_aws(config={"iam": {"load_aws_managed_policies": True}})
         mock.start()
-        cloud = cls(config, mock=mock, pollers_per_mapping=pollers_per_mapping)
+        # The functions' own endpoint: moto's state is this process's, so the server shares it.
+        server, endpoint = _start_server("127.0.0.1", 0)
+        cloud = cls(
+            config, mock=mock, server=server, pollers_per_mapping=pollers_per_mapping, function_endpoint=endpoint
+        )
         cloud.service.start()
         return cloud
 
@@ -83,16 +98,9 @@ class LocalCloud:
     @classmethod
     def server(cls, config: Config | None = None, host: str = "127.0.0.1", port: int = 0) -> LocalCloud:
         """Start a moto server on *host*:*port* (0 picks a free port) with the Lambda service beside it."""
-        from moto.server import ThreadedMotoServer
-
         seam.install()
-        # One line per request on stderr would drown what a student needs to read.
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         _check_port_free(host, port)
-        server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-        server.start()
-        bound_host, bound_port = server.get_host_and_port()
-        endpoint = f"http://{bound_host}:{bound_port}"
+        server, endpoint = _start_server(host, port)
         # moto keeps its state in module globals: a new server starts empty, like a new account.
         urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).close()
         config = (config or Config()).with_(backend=BACKEND_ENDPOINT, endpoint_url=endpoint)
@@ -104,6 +112,11 @@ class LocalCloud:
     def endpoint_url(self) -> str | None:
         """The server's URL, or None in-process."""
         return self.config.endpoint_url
+
+    @property
+    def function_endpoint(self) -> str | None:
+        """The URL functions' SDKs call: the server's, or in-process the loopback one served for them."""
+        return self.runtime.endpoint_url
 
     def stop(self) -> None:
         """Stop the Lambda service, then moto."""
@@ -126,6 +139,17 @@ class LocalCloud:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _start_server(host: str, port: int) -> tuple[Any, str]:
+    from moto.server import ThreadedMotoServer
+
+    # One line per request on stderr would drown what a student needs to read.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    bound_host, bound_port = server.get_host_and_port()
+    return server, f"http://{bound_host}:{bound_port}"
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -1,49 +1,64 @@
-"""Run deployed Lambda code in this process, the way the Lambda Python runtime does.
+"""The Lambda service's invoke path: find or start an execution environment, run one event, log it.
 
-The runtime reads the function's settings through the Lambda API, loads the deployed zip, runs
-the handler with the function's environment, a real context object and the execution role's
-credentials (when IAM is enforced), and writes the invocation's log to CloudWatch Logs.
+Each function version (code and configuration) gets its own pool of execution environments
+(`environment.py`): a warm one is reused, so module-level state survives between invocations as on
+AWS; new code or configuration starts cold. The invocation's log goes to CloudWatch Logs with the
+platform's lines around the function's own output, as AWS writes them:
+https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html
+
+    START RequestId: <id> Version: $LATEST
+    ...what the function and the runtime client wrote...
+    END RequestId: <id>
+    REPORT RequestId: <id>  Duration: 1.23 ms  Billed Duration: 2 ms  Memory Size: 128 MB  Max Memory Used: 40 MB  Init Duration: 80.00 ms
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
+import hashlib
 import io
 import json
 import logging
-import os
-import sys
+import math
 import tempfile
 import threading
 import time
-import traceback
 import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-import boto3
-import botocore.loaders
-import botocore.session
 from botocore.exceptions import ClientError
 
+from labkit.localcloud.environment import ExecutionEnvironment, Outcome, prepare_runtime_dir
+from labkit.localcloud.forkserver import ForkServer
 from labkit.session import Clients
 
 log = logging.getLogger(__name__)
 
-# The environment, stdout and the root logger belong to the whole process; one invocation at a time
-# may borrow them. AWS runs one event per execution environment too.
-_PROCESS_LOCK = threading.RLock()
-_LOADER = botocore.loaders.create_loader()
+# Without IAM checks any key will do; this one is never labkit's own, so the local cloud can tell a
+# function's requests from the lab's (fault injection acts on the function's alone).
 LOCAL_LAMBDA_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
+    "AWS_ACCESS_KEY_ID": "ASIALOCALLAMBDAFUNC1",
+    "AWS_SECRET_ACCESS_KEY": "local-lambda-secret",
+    "AWS_SESSION_TOKEN": "local-lambda-session",
 }
+# The variables every Lambda sandbox has besides the function's own:
+# https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime
+SANDBOX_VARIABLES = {
+    "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+    "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+    "LANG": "en_US.UTF-8",
+    "TZ": ":UTC",
+    "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+    "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+    "AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000",
+    "_AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129",
+    "_AWS_XRAY_DAEMON_PORT": "2000",
+}
+# The settings whose change gives the next invocation a new environment (a cold start).
+_VERSION_FIELDS = ("FunctionArn", "CodeSha256", "Handler", "Runtime", "Timeout", "MemorySize", "Environment", "Role")
 
 
 @dataclass(frozen=True)
@@ -55,46 +70,13 @@ class Invocation:
     error: dict[str, Any] | None
     logs: str
     duration_ms: float
-
-
-class LambdaContext:
-    """The context object handed to a handler, with the attributes and method AWS documents."""
-
-    def __init__(self, settings: dict[str, Any], request_id: str, deadline: float, stream: str) -> None:
-        self.function_name = settings["FunctionName"]
-        self.function_version = settings.get("Version", "$LATEST")
-        self.invoked_function_arn = settings["FunctionArn"]
-        self.memory_limit_in_mb = int(settings.get("MemorySize", 128))
-        self.aws_request_id = request_id
-        self.log_group_name = f"/aws/lambda/{self.function_name}"
-        self.log_stream_name = stream
-        self.identity = None
-        self.client_context = None
-        self._deadline = deadline
-
-    def get_remaining_time_in_millis(self) -> int:
-        """Milliseconds left before the function's timeout."""
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-class _ThreadLogHandler(logging.Handler):
-    """Collects log records of one thread, formatted as the Lambda runtime formats them."""
-
-    def __init__(self, sink: io.StringIO, request_id: str) -> None:
-        super().__init__(logging.INFO)
-        self._thread = threading.get_ident()
-        self._sink = sink
-        self._request_id = request_id
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.thread != self._thread or record.name.startswith(("botocore", "boto3", "urllib3", "labkit")):
-            return
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        self._sink.write(f"[{record.levelname}]\t{stamp}Z\t{self._request_id}\t{record.getMessage()}\n")
+    init_ms: float | None = None
+    max_memory_mb: int = 0
+    error_kind: str | None = None  # function, init, timeout, exit or memory
 
 
 class FunctionRuntime:
-    """Loads and runs deployed handlers; one per local cloud."""
+    """Runs deployed functions in execution environments; one per local cloud."""
 
     def __init__(
         self,
@@ -109,171 +91,226 @@ class FunctionRuntime:
     ) -> None:
         self._clients = clients
         self._code_for = code_for
-        self._endpoint_url = endpoint_url
+        self.endpoint_url = endpoint_url
         self.enforce_iam = enforce_iam
         self._write_logs = write_logs
         self._assume_role = assume_role
         # The local cloud reads settings and writes logs straight from and to moto's state, as the
-        # Lambda service does inside AWS; each saves a request per invocation (a third of the work
-        # at batch size 1). Without them, the Lambda and CloudWatch Logs APIs are used.
+        # Lambda service does inside AWS; without them, the Lambda and CloudWatch Logs APIs are used.
         self._configuration_for = configuration_for
         self._log_sink = log_sink
-        # One boto3 session per execution environment: botocore caches the credentials it first
-        # resolves, and each role's environment must keep its own, as each Lambda process does.
-        self._sessions: dict[tuple[str, str, str], boto3.Session] = {}
-        self._boto_hooks: list[tuple[str, Callable[..., Any]]] = []
-        self._modules: dict[tuple[str, str, str], tuple[ModuleType, Callable[..., Any]]] = {}
         self._credentials: dict[str, tuple[float, dict[str, str]]] = {}
         self._streams: set[tuple[str, str]] = set()
         self._workdir = tempfile.TemporaryDirectory(prefix="labkit-lambda-")
-        self._instance = uuid.uuid4().hex
+        self._runtime_dir = Path(self._workdir.name) / "runtime" / "python"
+        prepare_runtime_dir(self._runtime_dir)
+        # Started now, so it has loaded the runtime by the first invocation.
+        self._server: ForkServer | None = ForkServer(self._runtime_dir)
         self._lock = threading.Lock()
+        self._idle: dict[str, list[ExecutionEnvironment]] = {}
+        self._current: dict[str, str] = {}
+        self._live: set[ExecutionEnvironment] = set()
+        self._keys: dict[ExecutionEnvironment, str] = {}
+        self._streams_of: dict[ExecutionEnvironment, str] = {}
+        self._generation = 0
+        self._closed = False
 
     def close(self) -> None:
-        """Remove unpacked code."""
+        """Stop every execution environment and remove unpacked code."""
+        with self._lock:
+            self._closed = True
+            live = list(self._live)
+            self._live.clear()
+            self._idle.clear()
+        for environment in live:
+            environment.close()
+        if self._server is not None:
+            self._server.close()
+            self._server = None
         self._workdir.cleanup()
 
     def reset(self) -> None:
-        """Forget every execution environment, so the next invocations start cold."""
+        """Stop every idle execution environment, so the next invocations start cold."""
         with self._lock:
-            self._modules.clear()
-            self._sessions.clear()
+            self._generation += 1
+            idle = [env for group in self._idle.values() for env in group]
+            self._idle.clear()
+        for environment in idle:
+            self._discard(environment)
 
-    def register_boto_hook(self, event_name: str, hook: Callable[..., Any]) -> None:
-        """Register a botocore event *hook* on the boto3 sessions of execution environments made from now on."""
+    def environment_pids(self) -> list[int]:
+        """The process ids of the execution environments alive now."""
         with self._lock:
-            self._boto_hooks.append((event_name, hook))
-
-    def unregister_boto_hook(self, event_name: str, hook: Callable[..., Any]) -> None:
-        """Stop giving *hook* to new execution environments."""
-        with self._lock:
-            self._boto_hooks = [(e, h) for e, h in self._boto_hooks if (e, h) != (event_name, hook)]
+            return [env.pid for env in self._live if env.alive]
 
     def settings(self, function: str) -> dict[str, Any]:
-        """The function's configuration, read from the Lambda API at every invocation.
+        """The function's configuration, read at every invocation.
 
-        Not cached: once UpdateFunctionCode returns, AWS runs the new code on the next invocation,
-        and a cache would run the old code a little longer.
+        Not cached: once UpdateFunctionCode returns, AWS runs the new code on the next invocation.
         """
         if self._configuration_for is not None:
             return self._configuration_for(function)
         return self._clients("lambda").get_function_configuration(FunctionName=function)
 
     def invoke(self, function: str, event: Any) -> Invocation:
-        """Run the function's handler on *event* and report what it returned or raised."""
+        """Run the function on *event* in an execution environment and report what it returned or raised."""
         settings = self.settings(function)
         request_id = str(uuid.uuid4())
-        timeout = float(settings.get("Timeout", 3))
-        stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{self._instance}"
-        out = io.StringIO()
-        error: dict[str, Any] | None = None
-        payload: Any = None
-        with _PROCESS_LOCK:
-            env = self._environment(settings)
-            started = time.monotonic()
-            context = LambdaContext(settings, request_id, started + timeout, stream)
-            handler_log = _ThreadLogHandler(out, request_id)
-            root = logging.getLogger()
-            root.addHandler(handler_log)
+        try:
+            body = json.dumps(event).encode()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"The event for {settings['FunctionName']} is not JSON: {exc}") from exc
+        try:
+            environment = self._acquire(settings)
+        except PermissionError as exc:
+            error = {"errorType": "AccessDeniedException", "errorMessage": str(exc)}
+            return Invocation(request_id, None, error, "", 0.0, error_kind="init")
+        stream = self._streams_of.get(environment, "unknown")
+        try:
+            outcome = environment.invoke(request_id, body, settings["FunctionArn"], float(settings.get("Timeout", 3)))
+        finally:
+            self._release(environment)
+        payload = None
+        if outcome.payload is not None and outcome.error is None:
             try:
-                _output.sink = out
-                with _patched_environ(env):
-                    try:
-                        with self._default_session(settings):
-                            handler = self._handler(settings)
-                            payload = handler(event, context)
-                        json.dumps(payload)
-                    except Exception as exc:
-                        error = _error_payload(exc, request_id)
-            finally:
-                _output.sink = None
-                root.removeHandler(handler_log)
-            duration = time.monotonic() - started
-        if error is None and duration > timeout:
-            # Python threads cannot be interrupted; Lambda would have stopped the function at its
-            # timeout, so the late result is discarded exactly as it would have been lost there.
-            error = {"errorMessage": f"Task timed out after {timeout:.2f} seconds", "errorType": "Sandbox.Timedout"}
-        text = _report(request_id, out.getvalue(), error, duration, settings)
+                payload = json.loads(outcome.payload) if outcome.payload else None
+            except ValueError:
+                payload = outcome.payload.decode("utf-8", "replace")
+        text = _log_text(outcome, settings)
         if self._write_logs:
             self._put_logs(settings["FunctionName"], stream, text)
-        return Invocation(request_id=request_id, payload=payload, error=error, logs=text, duration_ms=duration * 1000)
+        return Invocation(
+            request_id=request_id,
+            payload=payload,
+            error=outcome.error,
+            logs=text,
+            duration_ms=outcome.duration_ms,
+            init_ms=outcome.init_ms,
+            max_memory_mb=outcome.max_memory_mb,
+            error_kind=outcome.error_kind,
+        )
 
-    @contextlib.contextmanager
-    def _default_session(self, settings: dict[str, Any]):  # type: ignore[no-untyped-def]
-        key = (settings["FunctionArn"], settings["CodeSha256"], settings.get("Role", ""))
-        with self._lock:
-            session = self._sessions.get(key)
-            hooks = list(self._boto_hooks)
-        if session is None:
-            core = botocore.session.Session()
-            # Service models are the same for every environment: parse them once, not at each cold start.
-            core.register_component("data_loader", _LOADER)
-            session = boto3.Session(botocore_session=core)  # reads the patched environment: region and keys
-            _LOADER.search_paths[:] = list(dict.fromkeys(_LOADER.search_paths))  # boto3 appends its path each time
-            for event_name, hook in hooks:
-                session.events.register(event_name, hook)
-            with self._lock:
-                self._sessions[key] = session
-        saved = boto3.DEFAULT_SESSION
-        boto3.DEFAULT_SESSION = session
-        try:
-            yield
-        finally:
-            boto3.DEFAULT_SESSION = saved
+    # Environments.
 
-    def _handler(self, settings: dict[str, Any]) -> Callable[..., Any]:
-        key = (settings["FunctionArn"], settings["CodeSha256"], settings.get("Role", ""))
+    def _acquire(self, settings: dict[str, Any]) -> ExecutionEnvironment:
+        arn = settings["FunctionArn"]
+        key = self._version_key(settings)
+        stale: list[ExecutionEnvironment] = []
         with self._lock:
-            loaded = self._modules.get(key)
-        if loaded is not None:
-            return loaded[1]
-        module_name, _, function_name = settings["Handler"].rpartition(".")
-        folder = Path(self._workdir.name) / uuid.uuid4().hex
-        with zipfile.ZipFile(io.BytesIO(self._code_for(settings["FunctionArn"]))) as archive:
-            archive.extractall(folder)
-        path = folder / (module_name.replace(".", "/") + ".py")
-        if not path.is_file():
-            raise ImportError(f"Unable to import module '{module_name}': No module named '{module_name}'")
-        # A private module name: the handler file is called code.py, and `import code` is the stdlib.
-        spec = importlib.util.spec_from_file_location(f"labkit_lambda_{uuid.uuid4().hex}", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        module.__dict__["print"] = _function_print
-        sys.path.insert(0, str(folder))
-        try:
-            spec.loader.exec_module(module)
-        finally:
-            sys.path.remove(str(folder))
-        handler = getattr(module, function_name, None)
-        if not callable(handler):
-            raise AttributeError(f"Handler '{function_name}' missing on module '{module_name}'")
+            if self._closed:
+                raise RuntimeError("The local Lambda runtime is stopped.")
+            if self._current.get(arn) != key:
+                self._current[arn] = key
+                stale = self._idle.pop(arn, [])
+            idle = self._idle.get(arn, [])
+            while idle:
+                environment = idle.pop()
+                if environment.alive:
+                    break
+                stale.append(environment)
+            else:
+                environment = None
+        for old in stale:
+            self._discard(old)
+        if environment is not None:
+            return environment
+        environment = self._start(settings)
         with self._lock:
-            self._modules[key] = (module, handler)
-        return handler
+            self._live.add(environment)
+            self._keys[environment] = key
+        return environment
 
-    def _environment(self, settings: dict[str, Any]) -> dict[str, str]:
+    def _release(self, environment: ExecutionEnvironment) -> None:
+        arn = None
+        with self._lock:
+            key = self._keys.get(environment)
+            for function_arn, current in self._current.items():
+                if current == key:
+                    arn = function_arn
+            keep = not self._closed and arn is not None and environment.alive
+            if keep:
+                assert arn is not None
+                self._idle.setdefault(arn, []).append(environment)
+        if not keep:
+            self._discard(environment)
+
+    def _discard(self, environment: ExecutionEnvironment) -> None:
+        with self._lock:
+            self._live.discard(environment)
+            self._keys.pop(environment, None)
+            self._streams_of.pop(environment, None)
+        environment.close()
+
+    def _version_key(self, settings: dict[str, Any]) -> str:
+        fields = {name: settings.get(name) for name in _VERSION_FIELDS}
+        fields["generation"] = self._generation
+        return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+    def _start(self, settings: dict[str, Any]) -> ExecutionEnvironment:
+        task_dir = self._unpack(settings)
+        stream = f"{time.strftime('%Y/%m/%d', time.gmtime())}/[{settings.get('Version', '$LATEST')}]{uuid.uuid4().hex}"
+        environment = ExecutionEnvironment(
+            self._fork_server(),
+            task_dir,
+            self._runtime_dir,
+            self._environment(settings, stream),
+            int(settings.get("MemorySize", 128)),
+        )
+        with self._lock:
+            self._streams_of[environment] = stream
+        return environment
+
+    def _fork_server(self) -> ForkServer:
+        with self._lock:
+            if self._server is None or not self._server.alive:
+                if self._server is not None:
+                    self._server.close()
+                self._server = ForkServer(self._runtime_dir)
+            return self._server
+
+    def process_ids(self) -> list[int]:
+        """The process ids of every process the runtime runs: environments and the fork server."""
+        pids = self.environment_pids()
+        with self._lock:
+            if self._server is not None and self._server.alive:
+                pids.append(self._server.process.pid)
+        return pids
+
+    def _unpack(self, settings: dict[str, Any]) -> Path:
+        digest = hashlib.sha256(f"{settings['FunctionArn']}:{settings['CodeSha256']}".encode()).hexdigest()[:16]
+        folder = Path(self._workdir.name) / "code" / digest
+        with self._lock:
+            if not folder.is_dir():
+                staging = folder.with_name(digest + ".tmp-" + uuid.uuid4().hex)
+                with zipfile.ZipFile(io.BytesIO(self._code_for(settings["FunctionArn"]))) as archive:
+                    archive.extractall(staging)
+                staging.rename(folder)
+        return folder
+
+    def _environment(self, settings: dict[str, Any], stream: str) -> dict[str, str]:
+        """Exactly what a Lambda sandbox's process sees: the reserved variables, credentials and the function's own."""
         region = settings["FunctionArn"].split(":")[3]
-        env = {
-            "AWS_REGION": region,
-            "AWS_DEFAULT_REGION": region,
-            "AWS_LAMBDA_FUNCTION_NAME": settings["FunctionName"],
-            "AWS_LAMBDA_FUNCTION_VERSION": settings.get("Version", "$LATEST"),
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(settings.get("MemorySize", 128)),
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{settings['FunctionName']}",
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_{settings.get('Runtime', 'python3.12')}",
-            "_HANDLER": settings["Handler"],
-        }
-        if self._endpoint_url:
-            env["AWS_ENDPOINT_URL"] = self._endpoint_url
+        env = dict(SANDBOX_VARIABLES)
+        env.update(
+            {
+                "_HANDLER": settings["Handler"],
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_{settings.get('Runtime', 'python3.12')}",
+                "AWS_REGION": region,
+                "AWS_DEFAULT_REGION": region,
+                "AWS_LAMBDA_FUNCTION_NAME": settings["FunctionName"],
+                "AWS_LAMBDA_FUNCTION_VERSION": settings.get("Version", "$LATEST"),
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(settings.get("MemorySize", 128)),
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{settings['FunctionName']}",
+                "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+            }
+        )
+        if self.endpoint_url:
+            # The one variable AWS does not set: it points the function's SDK at the local cloud.
+            env["AWS_ENDPOINT_URL"] = self.endpoint_url
         if self.enforce_iam:
             env.update(self._role_credentials(settings["Role"], settings["FunctionName"]))
         else:
-            # Lambda always hands the function credentials; without IAM checks any key will do, and
-            # a student's real keys never reach the local cloud.
             env.update(LOCAL_LAMBDA_CREDENTIALS)
-        # botocore reads the legacy AWS_SECURITY_TOKEN before AWS_SESSION_TOKEN: one left in this
-        # process's environment would go out with the function's keys and spoil them.
-        env["AWS_SECURITY_TOKEN"] = env["AWS_SESSION_TOKEN"]
         env.update(settings.get("Environment", {}).get("Variables", {}))
         return env
 
@@ -294,12 +331,17 @@ class FunctionRuntime:
         self._credentials[role_arn] = (now + 600, value)
         return value
 
+    # Logs.
+
     def _put_logs(self, function_name: str, stream: str, text: str) -> None:
         group = f"/aws/lambda/{function_name}"
+        now = int(time.time() * 1000)
+        # One event per line of output; a "\r" keeps a traceback in one event, as on AWS.
+        events = [{"timestamp": now, "message": line} for line in text.split("\n") if line]
+        if not events:
+            return
         if self._log_sink is not None:
-            events = [{"timestamp": int(time.time() * 1000), "message": line} for line in text.splitlines() if line]
-            if events:
-                self._log_sink(group, stream, events)
+            self._log_sink(group, stream, events)
             return
         logs = self._clients("logs")
         try:
@@ -314,66 +356,47 @@ class FunctionRuntime:
                         if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
                             raise
                 self._streams.add((group, stream))
-            now = int(time.time() * 1000)
-            events = [{"timestamp": now, "message": line} for line in text.splitlines() if line]
-            if events:
-                logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+            logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
         except ClientError as exc:
             self._streams.discard((group, stream))
             log.debug("could not write logs of %s: %s", function_name, exc)
 
 
-_output = threading.local()
-
-
-def _function_print(
-    *values: object, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
-) -> None:
-    """`print` as the handler module sees it: stdout goes to the invocation's log, as in Lambda.
-
-    Swapping sys.stdout instead would race with whatever else owns it (a notebook kernel, pytest).
-    """
-    sink = getattr(_output, "sink", None)
-    if sink is None or (file is not None and file is not sys.stdout):
-        print(*values, sep=sep, end=end, file=file, flush=flush)
-        return
-    sink.write((sep if sep is not None else " ").join(str(v) for v in values) + (end if end is not None else "\n"))
-
-
-@contextlib.contextmanager
-def _patched_environ(values: dict[str, str]):  # type: ignore[no-untyped-def]
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
-def _error_payload(exc: BaseException, request_id: str) -> dict[str, Any]:
-    return {
-        "errorMessage": str(exc),
-        "errorType": type(exc).__name__,
-        "requestId": request_id,
-        "stackTrace": traceback.format_tb(exc.__traceback__),
-    }
-
-
-def _report(
-    request_id: str, output: str, error: dict[str, Any] | None, duration: float, settings: dict[str, Any]
-) -> str:
-    lines = [f"START RequestId: {request_id} Version: {settings.get('Version', '$LATEST')}"]
-    lines.extend(output.splitlines())
-    if error is not None:
-        lines.append(f"[ERROR] {error['errorType']}: {error['errorMessage']}")
-    ms = duration * 1000
+def _log_text(outcome: Outcome, settings: dict[str, Any]) -> str:
+    """The invocation's log as Lambda writes it: init output, START, output, END, REPORT."""
+    request_id = outcome.request_id
+    lines = list(outcome.init_lines)
+    if outcome.error_kind == "init" and outcome.error is not None:
+        lines.append(
+            f"INIT_REPORT Init Duration: {outcome.init_ms or 0:.2f} ms\tPhase: init\tStatus: error\t"
+            f"Error Type: {outcome.error.get('errorType')}"
+        )
+    lines.append(f"START RequestId: {request_id} Version: {settings.get('Version', '$LATEST')}")
+    lines.extend(outcome.lines)
+    if outcome.error_kind == "timeout" and outcome.error is not None:
+        lines.append(outcome.error["errorMessage"])
     lines.append(f"END RequestId: {request_id}")
-    lines.append(
-        f"REPORT RequestId: {request_id}\tDuration: {ms:.2f} ms\tBilled Duration: {max(1, int(ms + 0.999))} ms\t"
-        f"Memory Size: {settings.get('MemorySize', 128)} MB"
-    )
+    lines.append(_report_line(outcome, settings))
     return "\n".join(lines) + "\n"
+
+
+def _report_line(outcome: Outcome, settings: dict[str, Any]) -> str:
+    """The REPORT line. Since August 2025 the billed duration includes a cold start's init:
+    https://aws.amazon.com/blogs/compute/aws-lambda-standardizes-billing-for-init-phase/
+    """
+    init = outcome.init_ms
+    billed = max(1, math.ceil(outcome.duration_ms + (init or 0.0)))
+    parts = [
+        f"REPORT RequestId: {outcome.request_id}",
+        f"Duration: {outcome.duration_ms:.2f} ms",
+        f"Billed Duration: {billed} ms",
+        f"Memory Size: {settings.get('MemorySize', 128)} MB",
+        f"Max Memory Used: {outcome.max_memory_mb} MB",
+    ]
+    if init is not None:
+        parts.append(f"Init Duration: {init:.2f} ms")
+    if outcome.error_kind == "timeout":
+        parts.append("Status: timeout")
+    elif outcome.error_kind in ("init", "exit", "memory") and outcome.error is not None:
+        parts.extend(("Status: error", f"Error Type: {outcome.error.get('errorType')}"))
+    return "\t".join(parts)
