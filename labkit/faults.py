@@ -7,9 +7,11 @@
 
 The faults reach only the functions that a local cloud of this process runs: the local cloud
 answers a seeded fraction of their calls with the error response AWS would send, before the write
-happens (`labkit.localcloud.intercept`). The function's SDK retries as it would against AWS, so
-a fault that outlasts those retries reaches the handler. labkit's own clients and real AWS are
-never touched.
+happens (`labkit.localcloud.intercept`). So that each fault reaches the handler as a write whose
+retries ran out, the function's SDK retries are turned off while faults are on
+(`AWS_MAX_ATTEMPTS=1`, the SDK's documented setting, added to the function's environment and
+removed after; each change starts new execution environments, as on AWS). labkit's own clients
+and real AWS are never touched.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ FAULTS: dict[str, tuple[int, str, str]] = {
     "unavailable": (503, "ServiceUnavailable", "The service is currently unavailable or busy."),
 }
 WRITE_OPERATIONS = ("PutItem", "UpdateItem")
+# The SDK setting for how many times a call is tried: https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
+SDK_ATTEMPTS = "AWS_MAX_ATTEMPTS"
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class DynamoDBFaults:
     seed: int = 0
     operations: tuple[str, ...] = WRITE_OPERATIONS
     table: str | None = None
+    function: str | None = None
     calls: int = 0
     injected: list[InjectedFault] = field(default_factory=list)
 
@@ -94,6 +99,7 @@ class DynamoDBFaults:
 
         self._active = True
         self._removers = [intercept.add("dynamodb", operation, before=self._hook) for operation in self.operations]
+        self._set_sdk_attempts("1")
         return self
 
     def __exit__(
@@ -103,6 +109,22 @@ class DynamoDBFaults:
         for remove in self._removers:
             remove()
         self._removers = []
+        self._set_sdk_attempts(None)
+
+    def _set_sdk_attempts(self, attempts: str | None) -> None:
+        """Set (or, with None, remove) AWS_MAX_ATTEMPTS in the function's environment."""
+        if self.function is None:
+            return
+        lam = self.cloud.clients("lambda")
+        variables = dict(
+            lam.get_function_configuration(FunctionName=self.function).get("Environment", {}).get("Variables", {})
+        )
+        if attempts is None:
+            variables.pop(SDK_ATTEMPTS, None)
+        else:
+            variables[SDK_ATTEMPTS] = attempts
+        lam.update_function_configuration(FunctionName=self.function, Environment={"Variables": variables})
+        lam.get_waiter("function_updated_v2").wait(FunctionName=self.function, WaiterConfig={"Delay": 1})
 
     def _hook(self, call: Any) -> tuple[int, str, str] | None:
         if not self._active:
@@ -142,10 +164,18 @@ def dynamodb_faults(
         ConfigError: *target* does not run its functions in this process.
     """
     cloud = _local_cloud(target)
-    if table is None and hasattr(target, "config") and target is not cloud:
-        table = target.config.table_name
+    function = None
+    if hasattr(target, "config") and target is not cloud:
+        table = table if table is not None else target.config.table_name
+        function = target.config.function_name
     return DynamoDBFaults(
-        cloud=cloud, rate=rate, kinds=tuple(kinds), seed=seed, operations=tuple(operations), table=table
+        cloud=cloud,
+        rate=rate,
+        kinds=tuple(kinds),
+        seed=seed,
+        operations=tuple(operations),
+        table=table,
+        function=function,
     )
 
 

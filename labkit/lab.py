@@ -100,8 +100,8 @@ class Lab:
         queue = self._require_queue()
         mapping = functions.ensure_mapping(self.config, self.clients, queue.arn, queue.url, enabled=enabled)
         if self.cloud is not None:
-            # The in-process Lambda service rereads mappings every quarter second; read them now, so
-            # orders published next already meet the trigger as it was just set (on or off).
+            # The Lambda service rereads mappings when one changes, in its own thread; read them now,
+            # so orders published next already meet the trigger as it was just set (on or off).
             self.cloud.service.refresh()
         return mapping
 

@@ -7,33 +7,17 @@ students' mistakes would on one account.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
-import zipfile
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from function_support import ROLE_POLICY, package
 
 from labkit.config import Config
 from labkit.localcloud import LocalCloud
-
-ROLE_POLICY = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-    }
-)
-
-
-def package(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +82,9 @@ def test_warm_environment_keeps_module_state_and_new_code_starts_cold(cloud: Any
     first, _ = invoke(cloud, "warm")
     second, _ = invoke(cloud, "warm")
     assert first[0] == 1 and second[0] == 2 and first[1] == second[1] != os.getpid()
-    cloud.clients("lambda").update_function_code(FunctionName="warm", ZipFile=package({"code.py": source.format(tag="v2")}))
+    cloud.clients("lambda").update_function_code(
+        FunctionName="warm", ZipFile=package({"code.py": source.format(tag="v2")})
+    )
     third, _ = invoke(cloud, "warm")
     assert third[0] == 1 and third[2] == "v2" and third[1] != first[1]
     reports = [m for m in log_messages(cloud, "warm") if m.startswith("REPORT")]
@@ -154,7 +140,11 @@ def test_functions_do_not_see_each_others_modules(cloud: Any, deploy: Callable[.
     """Each function has only its own deployment package under /var/task.
     https://docs.aws.amazon.com/lambda/latest/dg/python-package.html
     """
-    deploy("owner", "import helper\ndef lambda_handler(e, c):\n    return helper.VALUE\n", files={"helper.py": "VALUE = 7\n"})
+    deploy(
+        "owner",
+        "import helper\ndef lambda_handler(e, c):\n    return helper.VALUE\n",
+        files={"helper.py": "VALUE = 7\n"},
+    )
     deploy("borrower", "import helper\ndef lambda_handler(e, c):\n    return helper.VALUE\n")
     assert invoke(cloud, "owner") == (7, None)
     reply, error = invoke(cloud, "borrower")
@@ -179,28 +169,56 @@ def test_an_error_shows_the_functions_own_frames_under_var_task(cloud: Any, depl
 
 
 FAULTS = {
-    "loops": ("def lambda_handler(e, c):\n    while True:\n        pass\n", "Sandbox.Timedout", "Task timed out after 1.00 seconds"),
-    "sleeps": ("import time\ndef lambda_handler(e, c):\n    time.sleep(30)\n", "Sandbox.Timedout", "Task timed out after 1.00 seconds"),
+    "loops": (
+        "def lambda_handler(e, c):\n    while True:\n        pass\n",
+        "Sandbox.Timedout",
+        "Task timed out after 1.00 seconds",
+    ),
+    "sleeps": (
+        "import time\ndef lambda_handler(e, c):\n    time.sleep(30)\n",
+        "Sandbox.Timedout",
+        "Task timed out after 1.00 seconds",
+    ),
     "memory": (
         "def lambda_handler(e, c):\n    block = bytearray(400 * 1024 * 1024)\n    return len(block)\n",
         "Runtime.OutOfMemory",
         "Error: Runtime exited with error: signal: killed",
     ),
-    "sysexit": ("import sys\ndef lambda_handler(e, c):\n    sys.exit(1)\n", "Runtime.ExitError", "Error: Runtime exited with error: exit status 1"),
-    "osexit": ("import os\ndef lambda_handler(e, c):\n    os._exit(3)\n", "Runtime.ExitError", "Error: Runtime exited with error: exit status 3"),
+    "sysexit": (
+        "import sys\ndef lambda_handler(e, c):\n    sys.exit(1)\n",
+        "Runtime.ExitError",
+        "Error: Runtime exited with error: exit status 1",
+    ),
+    "osexit": (
+        "import os\ndef lambda_handler(e, c):\n    os._exit(3)\n",
+        "Runtime.ExitError",
+        "Error: Runtime exited with error: exit status 3",
+    ),
     "segfault": (
         "import ctypes\ndef lambda_handler(e, c):\n    ctypes.string_at(0)\n",
         "Runtime.ExitError",
         "Error: Runtime exited with error: signal: segmentation fault",
     ),
-    "importraises": ("raise RuntimeError('bad config')\ndef lambda_handler(e, c):\n    return 1\n", "RuntimeError", "bad config"),
-    "pandas": ("import pandas\ndef lambda_handler(e, c):\n    return 1\n", "Runtime.ImportModuleError", "No module named 'pandas'"),
+    "importraises": (
+        "raise RuntimeError('bad config')\ndef lambda_handler(e, c):\n    return 1\n",
+        "RuntimeError",
+        "bad config",
+    ),
+    "pandas": (
+        "import pandas\ndef lambda_handler(e, c):\n    return 1\n",
+        "Runtime.ImportModuleError",
+        "No module named 'pandas'",
+    ),
     "prints": (
         "def lambda_handler(e, c):\n    print('x' * (10 * 1024 * 1024))\n    raise ValueError('after printing')\n",
         "ValueError",
         "after printing",
     ),
-    "unencodable": ("def lambda_handler(e, c):\n    return {1, 2}\n", "Runtime.MarshalError", "Unable to marshal response"),
+    "unencodable": (
+        "def lambda_handler(e, c):\n    return {1, 2}\n",
+        "Runtime.MarshalError",
+        "Unable to marshal response",
+    ),
 }
 
 
@@ -245,7 +263,9 @@ def test_faulty_handlers_behind_queues_end_in_their_dlqs_while_a_good_one_runs(
             },
         )["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        source = FAULTS[name][0] if name in FAULTS else "def lambda_handler(e, c):\n    return {'batchItemFailures': []}\n"
+        source = (
+            FAULTS[name][0] if name in FAULTS else "def lambda_handler(e, c):\n    return {'batchItemFailures': []}\n"
+        )
         deploy(f"q-{name}", source, timeout=1)
         lam.create_event_source_mapping(FunctionName=f"q-{name}", EventSourceArn=queue_arn, BatchSize=1)
         dlqs[name] = (queue, dlq)

@@ -20,7 +20,7 @@ def _visible_checks_for_one_receive(sqs, url: str, monkeypatch: pytest.MonkeyPat
     calls = 0
     original = Message.visible
 
-    def counting(self):  # noqa: ANN001 - a property getter
+    def counting(self):
         nonlocal calls
         calls += 1
         return original.fget(self)
