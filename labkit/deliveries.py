@@ -1,8 +1,8 @@
 """Which SQS messages reached the function how often, and how each delivery ended, from its CloudWatch Logs.
 
 The evidence is what AWS records too: the handler's JSON line per record (messageId, outcome,
-receiveCount) between Lambda's START and END lines, and Lambda's `[ERROR]` line when an invocation
-failed as a whole. It tells a retry SQS owed (a failed record, a failed invocation) from a needless one.
+receiveCount) between Lambda's START and END lines, and the `[ERROR]` line (or Lambda's timeout
+or exit line) when an invocation failed as a whole. It tells a retry SQS owed (a failed record, a failed invocation) from a needless one.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def deliveries(lab: Lab, since: float | None = None) -> dict[str, list[Delivery]
         stream, text = event.get("logStreamName", ""), event.get("message", "").strip()
         if text.startswith("START RequestId:"):
             blocks[stream] = [False]
-        elif text.startswith("[ERROR]") and stream in blocks:
+        elif stream in blocks and (text.startswith("[ERROR]") or _platform_failure(text)):
             blocks[stream][0] = True
         elif text.startswith("END RequestId:") and stream in blocks:
             failed, *lines = blocks.pop(stream)
@@ -62,6 +62,11 @@ def needless_retries(history: dict[str, list[Delivery]]) -> list[str]:
         for message_id, items in history.items()
         if any(d.outcome in SUCCESS_OUTCOMES and not d.invocation_failed for d in items[:-1])
     ]
+
+
+def _platform_failure(text: str) -> bool:
+    """Lambda's own line for an invocation that timed out or whose runtime exited."""
+    return " Task timed out after " in text or "Error: Runtime exited with error:" in text
 
 
 def _json_line(text: str) -> dict[str, Any] | None:

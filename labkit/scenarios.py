@@ -18,8 +18,9 @@ from labkit.deliveries import deliveries
 from labkit.lab import Lab
 from labkit.reliability import Figures, MixedLoad, measure, mixed_load, run
 
-# The shortest timeouts AWS allows, so a poison message reaches the DLQ in about three seconds.
-FAST = {"function_timeout": 1, "visibility_timeout": 1}
+# Short enough for a poison message to reach the DLQ in about ten seconds, long enough that a cold
+# start on a busy machine does not make SQS deliver a message twice or time an invocation out.
+FAST = {"function_timeout": 2, "visibility_timeout": 3}
 FAULT_RATE = 0.2
 
 # Appended to lambda/code.py: the deployed variant crashes on the marked record the first time it

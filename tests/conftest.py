@@ -103,10 +103,8 @@ def load_event() -> Callable[[str], dict[str, Any]]:
     return load
 
 
-# The local cloud, with the shortest timeouts AWS allows, so retries and the DLQ take seconds.
-# Short enough for a poison message to reach the DLQ in seconds, long enough that a cold start on a
-# busy machine (a second or more) does not make SQS deliver a message twice.
-FAST = {"function_timeout": 2, "visibility_timeout": 3}
+# The local cloud with short timeouts, so retries and the DLQ take seconds; defined once, in labkit.
+from labkit.scenarios import FAST  # noqa: E402 - imported after the fake credentials above are set
 
 
 @pytest.fixture

@@ -179,7 +179,7 @@ def test_invoke_runs_the_deployed_handler(built_lab, load_event):
 
 
 def test_handler_over_its_timeout_is_retried(built_lab):
-    slow = "import time\ndef lambda_handler(event, context):\n    time.sleep(1.2)\n"
+    slow = "import time\ndef lambda_handler(event, context):\n    time.sleep(context.get_remaining_time_in_millis() / 1000 + 0.5)\n"
     built_lab.ensure_function(source=slow)
     built_lab.publish_order()
     counts = built_lab.wait_until_drained(timeout=60)

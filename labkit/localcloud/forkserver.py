@@ -40,6 +40,7 @@ import botocore.loaders
 # uses, as the parse of their JSON would otherwise be every cold start's biggest cost.
 shared_loader = botocore.loaders.create_loader()
 botocore.loaders.create_loader = lambda *args, **kwargs: shared_loader
+botocore.session.create_loader = botocore.loaders.create_loader
 for name in ("dynamodb", "sqs", "sns", "sts", "logs", "lambda", "s3"):
     boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1").client(name)
 control = socket.socket(fileno=int(sys.argv[1]))
