@@ -261,9 +261,10 @@ def _function(aws: Any, role_arn: str, timeout: int = 3, name: str = "OrderProce
 
 
 def test_function_is_pending_then_active_and_updates_are_in_progress(aws, monkeypatch):
-    """CreateFunction answers State Pending with StateReasonCode Creating; function_active_v2 waits
-    for Active. UpdateFunctionCode and UpdateFunctionConfiguration answer LastUpdateStatus InProgress;
-    function_updated_v2 waits for Successful.
+    """CreateFunction answers State Pending with StateReasonCode Creating, and the function can be
+    neither invoked nor updated until function_active_v2 sees it Active. UpdateFunctionCode and
+    UpdateFunctionConfiguration answer LastUpdateStatus InProgress, refuse a second update meanwhile,
+    and function_updated_v2 waits for Successful.
     https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html"""
     monkeypatch.setenv(ENV_STATE_DELAY, str(DELAY_S))
     lam = aws("lambda")
@@ -272,6 +273,18 @@ def test_function_is_pending_then_active_and_updates_are_in_progress(aws, monkey
     assert created["StateReason"] == "The function is being created."
     assert lam.get_function(FunctionName="OrderProcessor")["Configuration"]["State"] == "Pending"
 
+    # While Pending, AWS refuses to invoke or update the function.
+    arn = created["FunctionArn"]
+    assert _error(lam.invoke, FunctionName="OrderProcessor", Payload=b"{}") == (
+        "ResourceConflictException",
+        "The operation cannot be performed at this time. The function is currently in the following state: Pending",
+    )
+    assert _error(lam.update_function_configuration, FunctionName="OrderProcessor", Timeout=4) == (
+        "ResourceConflictException",
+        f"The operation cannot be performed at this time. The resource {arn} is currently in the following "
+        "state: 'Pending'. StateReasonCode: 'Creating'",
+    )
+
     lam.get_waiter("function_active_v2").wait(FunctionName="OrderProcessor", WaiterConfig=FAST)
     settled = lam.get_function(FunctionName="OrderProcessor")["Configuration"]
     assert (settled["State"], settled["LastUpdateStatus"]) == ("Active", "Successful")
@@ -279,6 +292,11 @@ def test_function_is_pending_then_active_and_updates_are_in_progress(aws, monkey
     updated = lam.update_function_code(FunctionName="OrderProcessor", ZipFile=_zip())
     assert updated["LastUpdateStatus"] == "InProgress"
     assert updated["State"] == "Active"
+    # One update at a time, as on AWS.
+    assert _error(lam.update_function_configuration, FunctionName="OrderProcessor", Timeout=4) == (
+        "ResourceConflictException",
+        f"The operation cannot be performed at this time. An update is in progress for resource: {arn}",
+    )
     lam.get_waiter("function_updated_v2").wait(FunctionName="OrderProcessor", WaiterConfig=FAST)
 
     updated = lam.update_function_configuration(FunctionName="OrderProcessor", Timeout=5)

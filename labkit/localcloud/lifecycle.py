@@ -4,7 +4,8 @@ AWS answers CreateTable with `CREATING`, CreateFunction with `Pending`, UpdateFu
 UpdateFunctionConfiguration with `LastUpdateStatus: InProgress`, CreateEventSourceMapping with
 `Creating` (`Enabling`, `Disabling`, `Updating` on an update), and only later the settled state, so
 the waiters a student is taught (`table_exists`, `function_active_v2`, `function_updated_v2`) really
-wait. moto answers the settled state at once. Here each transition lasts `state_delay()` seconds
+wait. As on AWS, a function that is Pending cannot be invoked or updated, and one being updated
+cannot be updated again, until the waiter would have returned (`ResourceConflictException`). moto answers the settled state at once. Here each transition lasts `state_delay()` seconds
 (`LABKIT_LOCAL_STATE_DELAY`, default `LOCAL_STATE_DELAY_S`), judged when the state is read, so no
 thread or timer runs for it.
 
@@ -20,6 +21,7 @@ import os
 import time
 from typing import Any
 
+from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda.models import EventSourceMapping, LambdaBackend, LambdaFunction
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
@@ -39,6 +41,9 @@ _original_delete_table = DynamoDBBackend.delete_table
 _original_function_configuration = LambdaFunction.get_configuration
 _original_create_function = LambdaBackend.create_function
 _original_update_code = LambdaFunction.update_function_code
+_original_backend_update_code = LambdaBackend.update_function_code
+_original_backend_update_configuration = LambdaBackend.update_function_configuration
+_original_backend_invoke = LambdaBackend.invoke
 _original_update_configuration = LambdaFunction.update_configuration
 _original_mapping_configuration = EventSourceMapping.get_configuration
 _original_create_mapping = LambdaBackend.create_event_source_mapping
@@ -67,6 +72,9 @@ def install() -> None:
     LambdaBackend.create_function = _create_function  # type: ignore[method-assign]
     LambdaFunction.update_function_code = _update_code  # type: ignore[method-assign]
     LambdaFunction.update_configuration = _update_configuration  # type: ignore[method-assign]
+    LambdaBackend.update_function_code = _backend_update_code  # type: ignore[method-assign]
+    LambdaBackend.update_function_configuration = _backend_update_configuration  # type: ignore[method-assign]
+    LambdaBackend.invoke = _backend_invoke  # type: ignore[method-assign]
     EventSourceMapping.get_configuration = _mapping_configuration  # type: ignore[method-assign]
     LambdaBackend.create_event_source_mapping = _create_mapping  # type: ignore[method-assign]
     LambdaBackend.update_event_source_mapping = _update_mapping  # type: ignore[method-assign]
@@ -85,6 +93,9 @@ def problems() -> list[str]:
             (LambdaFunction, "update_function_code"),
             (LambdaFunction, "update_configuration"),
             (LambdaBackend, "create_function"),
+            (LambdaBackend, "update_function_code"),
+            (LambdaBackend, "update_function_configuration"),
+            (LambdaBackend, "invoke"),
             (EventSourceMapping, "get_configuration"),
             (LambdaBackend, "create_event_source_mapping"),
             (LambdaBackend, "update_event_source_mapping"),
@@ -144,6 +155,41 @@ def _create_function(self: LambdaBackend, spec: dict[str, Any]) -> LambdaFunctio
     # With Publish, moto answers with a copy; the stored $LATEST is the one later reads find.
     self.get_function(function.function_name).labkit_pending_until = until
     return function
+
+
+def _refuse_while_changing(function: LambdaFunction, invoking: bool) -> None:
+    # AWS's wording: https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html lists the
+    # operations that fail while Pending or while an update is InProgress.
+    prefix = "The operation cannot be performed at this time."
+    if _pending(function, "labkit_pending_until"):
+        if invoking:
+            message = f"{prefix} The function is currently in the following state: Pending"
+        else:
+            message = (
+                f"{prefix} The resource {function.function_arn} is currently in the following state: 'Pending'. "
+                f"StateReasonCode: '{FUNCTION_CREATING_CODE}'"
+            )
+        raise LambdaClientError("ResourceConflictException", message)
+    if not invoking and _pending(function, "labkit_updating_until"):
+        raise LambdaClientError(
+            "ResourceConflictException", f"{prefix} An update is in progress for resource: {function.function_arn}"
+        )
+
+
+def _backend_update_code(self: LambdaBackend, function_name: str, qualifier: str, body: dict[str, Any]) -> Any:
+    _refuse_while_changing(self.get_function(function_name, qualifier), invoking=False)
+    return _original_backend_update_code(self, function_name, qualifier, body)
+
+
+def _backend_update_configuration(self: LambdaBackend, function_name: str, qualifier: str, body: dict[str, Any]) -> Any:
+    _refuse_while_changing(self.get_function(function_name, qualifier), invoking=False)
+    return _original_backend_update_configuration(self, function_name, qualifier, body)
+
+
+def _backend_invoke(self: LambdaBackend, function_name: str, qualifier: str | None, *args: Any, **kwargs: Any) -> Any:
+    # An update in progress still invokes: AWS runs the previous code and configuration meanwhile.
+    _refuse_while_changing(self.get_function(function_name, qualifier), invoking=True)
+    return _original_backend_invoke(self, function_name, qualifier, *args, **kwargs)
 
 
 def _update_code(self: LambdaFunction, updated_spec: dict[str, Any]) -> dict[str, Any]:
