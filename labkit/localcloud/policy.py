@@ -27,10 +27,21 @@ def statements(document: str | Mapping[str, Any] | None) -> list[dict[str, Any]]
     if not document:
         return []
     if isinstance(document, str):
-        try:
-            document = json.loads(document)
-        except ValueError:
-            return []
+        # A queue's policy is read on every delivery; parsing it once per text keeps that cheap.
+        return list(_parsed(document))
+    return _statements_of(document)
+
+
+@lru_cache(maxsize=256)
+def _parsed(text: str) -> tuple[dict[str, Any], ...]:
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return ()
+    return tuple(_statements_of(document))
+
+
+def _statements_of(document: Any) -> list[dict[str, Any]]:
     if not isinstance(document, Mapping):
         return []
     body = document.get("Statement", [])
@@ -132,6 +143,7 @@ def string_like(pattern: str, value: str) -> bool:
     return bool(_wildcard(pattern).match(value))
 
 
+@lru_cache(maxsize=4096)
 def arn_matches(pattern: str, arn: str) -> bool:
     """ArnLike / ArnEquals / Resource: each of the six colon-separated parts matched on its own."""
     if pattern == "*":
