@@ -29,8 +29,9 @@ TRUST = {
 SQS_EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
 # Waiters poll this often here, so a test sees them wait without sleeping a whole second.
 FAST = {"Delay": 0.05, "MaxAttempts": 200}
-# Long enough that a first call's one-off cost (loading botocore's and moto's models, a few tenths
-# of a second) cannot outlast the transitional state.
+# The transitional state lasts this long in the tests of states; each of those tests first makes
+# every call once on a missing resource, so the one-off cost of loading botocore's and moto's
+# models (seconds on a loaded machine) falls before the clock starts.
 DELAY_S = 2.0
 
 
@@ -71,6 +72,15 @@ def _failed_metric(aws: Any, topic: str = "OrderTopic") -> float:
         Statistics=["Sum"],
     )
     return sum(point["Sum"] for point in reply["Datapoints"])
+
+
+def _warm(*calls: tuple[Any, dict[str, Any]]) -> None:
+    """Make each call once on a missing resource; the answer does not matter, only the loading."""
+    for call, kwargs in calls:
+        try:
+            call(**kwargs)
+        except ClientError:
+            pass
 
 
 def _statement(**overrides: Any) -> dict[str, Any]:
@@ -203,6 +213,7 @@ def test_table_is_creating_until_the_waiter_sees_it_active(aws, monkeypatch):
     https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_CreateTable.html"""
     monkeypatch.setenv(ENV_STATE_DELAY, str(DELAY_S))
     ddb = aws("dynamodb")
+    _warm((ddb.describe_table, {"TableName": "Missing"}), (ddb.delete_table, {"TableName": "Missing"}))
     started = time.monotonic()
     created = ddb.create_table(
         TableName="Orders",
@@ -268,7 +279,13 @@ def test_function_is_pending_then_active_and_updates_are_in_progress(aws, monkey
     https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html"""
     monkeypatch.setenv(ENV_STATE_DELAY, str(DELAY_S))
     lam = aws("lambda")
-    created = _function(aws, _role(aws, managed=(SQS_EXECUTION_POLICY,)))
+    role = _role(aws, managed=(SQS_EXECUTION_POLICY,))
+    _warm(
+        (lam.get_function, {"FunctionName": "Missing"}),
+        (lam.invoke, {"FunctionName": "Missing", "Payload": b"{}"}),
+        (lam.update_function_configuration, {"FunctionName": "Missing", "Timeout": 4}),
+    )
+    created = _function(aws, role)
     assert (created["State"], created["StateReasonCode"]) == ("Pending", "Creating")
     assert created["StateReason"] == "The function is being created."
     assert lam.get_function(FunctionName="OrderProcessor")["Configuration"]["State"] == "Pending"
@@ -328,6 +345,9 @@ def test_mapping_is_creating_then_enabled_and_updates_pass_through_their_states(
     lam = aws("lambda")
     _function(aws, _role(aws, managed=(SQS_EXECUTION_POLICY,)))
     _, queue_arn = _queue(aws)
+    missing = "00000000-0000-0000-0000-000000000000"
+    _warm((lam.get_event_source_mapping, {"UUID": missing}), (lam.delete_event_source_mapping, {"UUID": missing}))
+    lam.list_event_source_mappings(FunctionName="OrderProcessor")
 
     created = lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName="OrderProcessor", BatchSize=1)
     assert created["State"] == "Creating"
