@@ -25,6 +25,9 @@ ENV_FUNCTION_TIMEOUT = "LABKIT_FUNCTION_TIMEOUT"
 ENV_VISIBILITY_TIMEOUT = "LABKIT_VISIBILITY_TIMEOUT"
 ENV_BATCH_SIZE = "LABKIT_BATCH_SIZE"
 ENV_ENFORCE_IAM = "LABKIT_ENFORCE_IAM"
+# Seconds the local cloud keeps a new or changed resource in its transitional state (CREATING,
+# Pending, Creating...) before the settled one; 0 answers the settled state at once.
+ENV_STATE_DELAY = "LABKIT_LOCAL_STATE_DELAY"
 
 BACKEND_MOTO = "moto"
 BACKEND_ENDPOINT = "endpoint"
@@ -64,6 +67,9 @@ FUNCTION_TIMEOUT_S = 2
 # still being retried by Lambda is not handed to a second poller.
 VISIBILITY_TIMEOUT_S = 6 * FUNCTION_TIMEOUT_S
 FUNCTION_MEMORY_MB = 128
+# AWS takes seconds to make a table ACTIVE or a function Active; a fifth of one is enough for a
+# waiter to be seen waiting without slowing the lab down.
+LOCAL_STATE_DELAY_S = 0.2
 
 TAG_KEY = "labkit:lab"
 TAG_VALUE = "orders-lab"

@@ -36,6 +36,9 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECURITY_TOKEN", "testing")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    # The builders' waiters poll once a second, so the local cloud's short CREATING / Pending moment
+    # would cost every pipeline a few seconds; tests of those states set their own delay.
+    monkeypatch.setenv("LABKIT_LOCAL_STATE_DELAY", "0")
 
 
 @pytest.fixture

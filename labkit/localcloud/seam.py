@@ -13,6 +13,10 @@ against the table's ARN (moto checks them against `*`), a fix for moto's signatu
 bodiless GET/DELETE requests (every Lambda read fails it), and access-denied errors in the JSON
 form that DynamoDB, SQS and CloudWatch Logs clients parse (moto sends XML, read as code "403").
 
+AWS's resource rules live in their own modules, installed from here: SNS delivery gated on the
+queue's access policy (`delivery`), transitional resource states and answer shapes (`lifecycle`),
+and event source mappings validated as Lambda validates them (`mappings`).
+
 For speed (the section at the end) it replaces moto's per-message work in SQS and SNS with
 equivalents, and lets the Lambda service read a function's settings and write its logs directly,
 as AWS's service does, instead of one API request each per invocation.
@@ -59,6 +63,8 @@ from moto.sns.models import sns_backends as _sns_backends
 from moto.sqs.models import Queue, SQSBackend
 from moto.sts.models import STSBackend
 from moto.sts.models import sts_backends as _sts_backends
+
+from labkit.localcloud import delivery, lifecycle, mappings
 
 # The moto releases these hooks were tested against; pyproject.toml pins the same range.
 TESTED_MOTO = ("5.1", "5.2")
@@ -116,6 +122,10 @@ def install(invoke_hook: InvokeHook | None = None) -> None:
         _access_control.IAMRequestBase.check_action_permitted = _check_action_permitted  # type: ignore[method-assign]
         _access_control.IAMRequest._raise_access_denied = _raise_access_denied  # type: ignore[method-assign]
         _install_fast_paths()
+        delivery.install()
+        lifecycle.install()
+        # After lifecycle: validation runs before a mapping is made and given its first state.
+        mappings.install()
         # Read whenever moto builds an IAM backend, in this process and in a moto server.
         os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
         _installed = True
@@ -154,6 +164,7 @@ def check_compatible() -> None:
     if hasattr(DynamoHandler, "_determine_resource") and not _installed:
         problems.append("moto's DynamoHandler now names its own IAM resource; drop labkit's")
     problems.extend(_fast_path_problems())
+    problems.extend(delivery.problems() + lifecycle.problems() + mappings.problems())
     if problems:
         raise RuntimeError("labkit's local cloud does not support this moto: " + "; ".join(problems))
 
@@ -362,7 +373,8 @@ def _fast_path_problems() -> list[str]:
         )
         if not callable(getattr(owner, name, None))
     ]
-    if "camelcase_to_underscores" not in Queue.attributes.fget.__code__.co_names:
+    # lifecycle wraps Queue.attributes; the name is read by the property moto wrote.
+    if "camelcase_to_underscores" not in lifecycle.moto_queue_attributes().__code__.co_names:
         problems.append("moto's Queue no longer names its attributes through camelcase_to_underscores")
     if "instances_tracked" not in BaseModel.__new__.__code__.co_names or (
         "__new__" in vars(_sqs_models.Message) and _sqs_models.Message.__new__ is not _untracked_new
