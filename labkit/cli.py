@@ -299,7 +299,7 @@ def _confirmed(question: str) -> bool:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    """Grade one pipeline, or every student of a roster into a gradebook."""
+    """Grade one pipeline (exit 1 below full marks), or every student of a roster into a gradebook (exit 0)."""
     from labkit import grading
 
     rubric = grading.load_rubric(args.rubric)

@@ -264,6 +264,18 @@ def dlq_redrives_to(target: str) -> Callable[[Lab], None]:
     return mutate
 
 
+def redrive_in_a_circle(lab: Lab) -> None:
+    # OrderQueue -> Retry -> OrderQueue: a failing order goes round for ever and never reaches the DLQ.
+    sqs = lab.clients("sqs")
+    queue_arn = _queue(lab)[1]
+    redrive = {"deadLetterTargetArn": queue_arn, "maxReceiveCount": "3"}
+    retry = sqs.create_queue(QueueName=f"{lab.config.prefix}-Retry", Attributes={"RedrivePolicy": json.dumps(redrive)})
+    retry_arn = sqs.get_queue_attributes(QueueUrl=retry["QueueUrl"], AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    set_queue(RedrivePolicy=lambda _: {"deadLetterTargetArn": retry_arn, "maxReceiveCount": 3})(lab)
+
+
 def trigger_on_dlq(lab: Lab) -> None:
     lab.clients("lambda").create_event_source_mapping(
         EventSourceArn=_queue(lab, lab.config.dlq_name)[1], FunctionName=lab.config.function_name, BatchSize=1
@@ -357,6 +369,7 @@ MISCONFIGURATIONS = [
     case("dlq-redrives-to-order-queue", dlq_redrives_to("order-queue"), {"dlq.outputs"}, dlq, says="a loop ("),
     case("dlq-redrives-elsewhere", dlq_redrives_to("Retry"), {"dlq.outputs"}, dlq, says="Start DLQ redrive"),
     case("trigger-on-dlq", trigger_on_dlq, {"dlq.triggers"}, dlq, says="Triggers"),
+    case("redrive-in-a-circle", redrive_in_a_circle, {"queue.redrive_target"}, queue, says="-Retry -> "),
 ]
 
 

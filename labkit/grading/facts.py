@@ -324,6 +324,19 @@ class Facts:
             )
         return sources
 
+    def queue_by_arn(self, queue_arn: str) -> Queue | None:
+        """Any queue of the graded account by ARN (a redrive target, say), or None if it does not exist."""
+        name = queue_arn.rsplit(":", 1)[-1]
+        if queue_arn != self.arn("sqs", name):
+            return None  # another account's or region's queue: not the student's to grade
+        return self.once(f"queue:{name}", lambda: self._queue_or_none(name))
+
+    def _queue_or_none(self, name: str) -> Queue | None:
+        try:
+            return self._queue(name, "a redrive target")
+        except Missing:
+            return None
+
     def dlq_mappings(self) -> list[dict[str, Any]]:
         """Every event source mapping reading from the dead-letter queue."""
         return self.once(
