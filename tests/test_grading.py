@@ -793,8 +793,9 @@ AWS_JSON_EVENT = json.dumps(
             ],
             'KeyError: \'customerId\' (File "/var/task/code.py", line 7, in lambda_handler: order["customerId"])',
         ),
-        # No traceback at all: the error line alone.
+        # No traceback at all: the error line alone, bare or after a timestamp and request id.
         (["[ERROR] KeyError: 'customerId'"], "KeyError: 'customerId'"),
+        (["2025-05-03T12:00:01.000Z\t1\t[ERROR] KeyError: 'customerId'"], "KeyError: 'customerId'"),
         # The JSON log format.
         (
             [AWS_JSON_EVENT],
@@ -810,7 +811,7 @@ AWS_JSON_EVENT = json.dumps(
             "Sandbox.Timedout: Task timed out after 3.00 seconds",
         ),
     ],
-    ids=["aws-one-event", "separate-events", "no-traceback", "json-format", "timeout"],
+    ids=["aws-one-event", "separate-events", "no-traceback", "prefixed", "json-format", "timeout"],
 )
 def test_function_errors_are_read_from_every_log_shape(events: list[str], expected: str) -> None:
     errors = parse_errors(events)

@@ -23,7 +23,8 @@ from labkit.aws import error_code
 from labkit.session import Clients
 
 _LINES = re.compile(r"\r\n|\r|\n")
-_ERROR = re.compile(r"^\[ERROR\]\s+(?P<type>[A-Za-z_][\w.]*)(?::\s?(?P<message>.*))?$")
+# At the start of a line, or after a tab-separated prefix (a timestamp and request id) some runtimes add.
+_ERROR = re.compile(r"(?:^|\t)\[ERROR\]\s+(?P<type>[A-Za-z_][\w.]*)(?::\s?(?P<message>.*))?$")
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)\s*$')
 _TIMEOUT = re.compile(r"Task timed out after (?P<seconds>[\d.]+) seconds")
 _BOUNDARY = ("START RequestId:", "END RequestId:", "REPORT RequestId:", "INIT_START")
@@ -94,7 +95,7 @@ def parse_errors(messages: Iterable[str]) -> list[FunctionError]:
 
 
 def _from_error_line(line: str) -> FunctionError | None:
-    match = _ERROR.match(line)
+    match = _ERROR.search(line)
     return FunctionError(match["type"], (match["message"] or "").strip()) if match else None
 
 
