@@ -486,6 +486,23 @@ class TestGrading:
         counts = lab.counts()
         assert (counts["queue_visible"], counts["queue_in_flight"], counts["dlq_visible"]) == (0, 0, 1)
 
+    def test_a_handler_that_raises_is_not_full_marks(self, build: Callable[..., Lab]) -> None:
+        # GIVEN the sample order stored by a working handler, then a handler raising KeyError deployed over it
+        lab = build("k1")
+        lam = lab.clients("lambda")
+        lam.update_function_code(FunctionName=lab.config.function_name, ZipFile=build_zip(KEYERROR_HANDLER))
+        lam.get_waiter("function_updated_v2").wait(FunctionName=lab.config.function_name)
+        # WHEN the lab grades itself (the probe runs by default)
+        report = lab.grade()
+        # THEN the probe order fails, naming the error, and every static check still passes
+        assert report.failed == ["probe.order_stored"], report.to_table()
+        assert report.score < report.max_score
+        message = report.result("probe.order_stored").message
+        assert "KeyError: 'customerId'" in message and f"/aws/lambda/{lab.config.function_name}" in message
+        # and the probe left nothing behind: no probe item, and its two messages taken out of the DLQ again
+        assert not any(item["orderId"].startswith("PROBE-") for item in lab.order_items())
+        assert _dlq_bodies(lab) == []
+
     def test_probe_does_not_run_on_an_incomplete_pipeline(self, build: Callable[..., Lab]) -> None:
         lab = build("p2")
         delete_mapping(lab)
