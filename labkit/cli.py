@@ -21,6 +21,7 @@ from labkit.lab import Lab, connect
 from labkit.orders import MALFORMED_BODY, SAMPLE_ORDER, generate_orders
 
 EXIT_ERROR = 2
+EXIT_BELOW_FULL = 1  # `labkit grade`: graded, but not full marks
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,8 +95,16 @@ def _parser() -> argparse.ArgumentParser:
     demo = add("demo", cmd_demo, "build, feed and inspect the pipeline in a throwaway in-process local cloud")
     demo.add_argument("--visibility-timeout", type=int, default=2, help="seconds before a failed message is retried")
 
-    grade = add("grade", cmd_grade, "check and score what was built, step by step (read-only unless --probe)")
-    grade.add_argument("--probe", action="store_true", help="also send a probe order and a bad message, then clean up")
+    grade = add(
+        "grade", cmd_grade, "check and score what was built and how it behaves; exit 1 below full marks, 2 on error"
+    )
+    behaviour = grade.add_mutually_exclusive_group()
+    behaviour.add_argument(
+        "--probe", action="store_true", help="send a probe order and a bad message through, then clean up (default)"
+    )
+    behaviour.add_argument(
+        "--no-probe", action="store_true", help="only read what was built, for accounts where publishing is not allowed"
+    )
     grade.add_argument("--json", action="store_true", help="print JSON")
     grade.add_argument("--junit", type=Path, metavar="FILE", help="also write the result as JUnit XML")
     grade.add_argument("--roster", type=Path, metavar="CSV", help="grade every student of a roster (needs --out)")
@@ -290,7 +299,7 @@ def _confirmed(question: str) -> bool:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    """Grade one pipeline, or every student of a roster into a gradebook."""
+    """Grade one pipeline (exit 1 below full marks), or every student of a roster into a gradebook (exit 0)."""
     from labkit import grading
 
     rubric = grading.load_rubric(args.rubric)
@@ -298,15 +307,16 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if args.roster is None:
         if args.out is not None:
             raise InputError("--out names the gradebook that --roster writes; give --roster too.")
-        report = _lab(**overrides).grade(probe=args.probe, rubric=rubric)
+        report = _lab(**overrides).grade(probe=not args.no_probe, rubric=rubric)
         if args.junit is not None:
             report.to_junit(args.junit)
         print(report.to_json() if args.json else report.to_table())
-        return 0
+        # Scripts and CI read the status: below full marks is not a success.
+        return EXIT_BELOW_FULL if report.score < report.max_score else 0
     if args.out is None:
         raise InputError("--roster needs --out FILE for the gradebook CSV.")
     rows = grading.grade_roster(
-        args.roster, Config.from_env(**overrides), probe=args.probe, rubric=rubric, allow_local=False
+        args.roster, Config.from_env(**overrides), probe=not args.no_probe, rubric=rubric, allow_local=False
     )
     grading.write_gradebook(rows, args.out)
     if args.junit is not None:

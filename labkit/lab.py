@@ -263,8 +263,11 @@ class Lab:
         """Invoke the function with a test event, as the console's Test button does."""
         return functions.invoke(self.config, self.clients, event)
 
-    def grade(self, probe: bool = False, rubric: Any = None) -> Report:
-        """Check what was built, step by step, and score it (read-only unless *probe*); see labkit.grading."""
+    def grade(self, probe: bool = True, rubric: Any = None) -> Report:
+        """Check what was built and how it behaves (a probe order through it), step by step, and score it.
+
+        With *probe*=False only reads, for accounts where publishing is not allowed; see labkit.grading.
+        """
         from labkit.grading import grade
 
         return grade(self.config, self.clients, probe=probe, rubric=rubric)

@@ -81,17 +81,18 @@ class Figures:
         return {**asdict(self), "ok": self.ok}
 
 
-def canonical_time(text: str) -> str:
-    """An ISO 8601 timestamp in the fixed-width UTC form the handler stores."""
+def epoch_micros(text: str) -> int:
+    """An ISO 8601 timestamp as the handler's timestampMicros: microseconds since 1970 UTC (no offset: UTC)."""
     moment = datetime.fromisoformat(text)
     moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 def stored_form(order: dict[str, Any]) -> dict[str, Any]:
-    """The item the handler stores for a valid *order*, as `Lab.order_items()` returns it."""
-    item = {key: order[key].strip() for key in ("orderId", "userId", "itemName", "status")}
-    return {**item, "quantity": order["quantity"], "timestamp": canonical_time(order["timestamp"])}
+    """The item the handler stores for a valid *order* (its six attributes as published), as `Lab.order_items()`
+    returns it."""
+    item = {key: order[key] for key in ("orderId", "userId", "itemName", "quantity", "status", "timestamp")}
+    return {**item, "timestampMicros": epoch_micros(order["timestamp"])}
 
 
 def malformed_bodies(count: int, prefix: str = "BAD") -> list[str]:

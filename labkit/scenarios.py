@@ -27,15 +27,15 @@ FAULT_RATE = 0.2
 # sees it, after writing the records before it in the batch (Lambda then retries the whole batch).
 CRASH_VARIANT = """
 
-_real_process = _process
+_real_read_order = read_order
 
 
-def _process(record, table):
+def read_order(record):
     attributes = record.get("attributes") if isinstance(record, dict) else None
     first = isinstance(attributes, dict) and attributes.get("ApproximateReceiveCount") == "1"
     if first and {marker!r} in str(record.get("body")):
         raise RuntimeError("simulated crash in the middle of a batch")
-    return _real_process(record, table)
+    return _real_read_order(record)
 """
 
 

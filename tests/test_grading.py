@@ -16,13 +16,15 @@ from typing import Any
 import pytest
 import requests
 from botocore.exceptions import ClientError, EndpointConnectionError
-from grading_setups import build_console_pipeline, wait_for_item
+from grading_setups import build_console_pipeline, console_zip, wait_for_item
 
 from labkit import grading
 from labkit.cli import main
 from labkit.config import Config
 from labkit.errors import ConfigError
+from labkit.functions import build_zip
 from labkit.grading import CHECKS, GRADEBOOK_COLUMNS, grade, load_rubric
+from labkit.grading.function_log import parse_errors, refusals
 from labkit.grading.policy import allows
 from labkit.lab import Lab
 from labkit.localcloud import LocalCloud
@@ -30,7 +32,8 @@ from labkit.orders import SAMPLE_ORDER
 from labkit.session import Clients
 from labkit.sqs import queue_policy_for_topic
 
-ALL_IDS = {c.id for c in CHECKS if not c.probe}
+ALL_IDS = {c.id for c in CHECKS}
+STATIC_IDS = {c.id for c in CHECKS if not c.probe}
 MAPPING_IDS = {"mapping.exists", "mapping.enabled", "mapping.batch_size"}
 
 
@@ -233,6 +236,52 @@ def delete_table(lab: Lab) -> None:
     lab.clients("dynamodb").delete_table(TableName=lab.config.table_name)
 
 
+# Wiring mistakes around the DLQ, made with the calls the SNS, SQS and Lambda consoles make.
+def subscribe_dlq_to_topic(lab: Lab) -> None:
+    lab.clients("sns").subscribe(TopicArn=_topic_arn(lab), Protocol="sqs", Endpoint=_queue(lab, lab.config.dlq_name)[1])
+
+
+def other_queue_redrives_to_dlq(lab: Lab) -> None:
+    redrive = {"deadLetterTargetArn": _queue(lab, lab.config.dlq_name)[1], "maxReceiveCount": "5"}
+    lab.clients("sqs").create_queue(
+        QueueName=f"{lab.config.prefix}-Returns", Attributes={"RedrivePolicy": json.dumps(redrive)}
+    )
+
+
+def dlq_redrives_to(target: str) -> Callable[[Lab], None]:
+    def mutate(lab: Lab) -> None:
+        sqs = lab.clients("sqs")
+        if target == "order-queue":
+            target_arn = _queue(lab)[1]
+        else:
+            url = sqs.create_queue(QueueName=f"{lab.config.prefix}-{target}")["QueueUrl"]
+            target_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        redrive = {"deadLetterTargetArn": target_arn, "maxReceiveCount": "3"}
+        sqs.set_queue_attributes(
+            QueueUrl=_queue(lab, lab.config.dlq_name)[0], Attributes={"RedrivePolicy": json.dumps(redrive)}
+        )
+
+    return mutate
+
+
+def redrive_in_a_circle(lab: Lab) -> None:
+    # OrderQueue -> Retry -> OrderQueue: a failing order goes round for ever and never reaches the DLQ.
+    sqs = lab.clients("sqs")
+    queue_arn = _queue(lab)[1]
+    redrive = {"deadLetterTargetArn": queue_arn, "maxReceiveCount": "3"}
+    retry = sqs.create_queue(QueueName=f"{lab.config.prefix}-Retry", Attributes={"RedrivePolicy": json.dumps(redrive)})
+    retry_arn = sqs.get_queue_attributes(QueueUrl=retry["QueueUrl"], AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    set_queue(RedrivePolicy=lambda _: {"deadLetterTargetArn": retry_arn, "maxReceiveCount": 3})(lab)
+
+
+def trigger_on_dlq(lab: Lab) -> None:
+    lab.clients("lambda").create_event_source_mapping(
+        EventSourceArn=_queue(lab, lab.config.dlq_name)[1], FunctionName=lab.config.function_name, BatchSize=1
+    )
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -240,14 +289,21 @@ class Case:
     failed: frozenset[str]
     names: Callable[[Config], str]
     prefix: str
+    says: str = ""
 
 
 _case_numbers = itertools.count()
 
 
-def case(name: str, mutate: Callable[[Lab], None], failed: set[str], names: Callable[[Config], str]) -> Any:
-    """A misconfiguration, the checks it must fail, and the resource name their messages must give."""
-    return pytest.param(Case(name, mutate, frozenset(failed), names, f"m{next(_case_numbers):02d}"), id=name)
+def case(
+    name: str, mutate: Callable[[Lab], None], failed: set[str], names: Callable[[Config], str], says: str = ""
+) -> Any:
+    """A misconfiguration, the checks it must fail, the resource name their messages must give (and more words)."""
+    return pytest.param(Case(name, mutate, frozenset(failed), names, f"m{next(_case_numbers):02d}", says), id=name)
+
+
+def dlq(c: Config) -> str:
+    return c.dlq_name
 
 
 def table(c: Config) -> str:
@@ -277,7 +333,12 @@ MISCONFIGURATIONS = [
         queue,
     ),
     case("redrive-to-other-queue", redrive_elsewhere, {"queue.redrive_target"}, queue),
-    case("dlq-missing", delete_dlq, {"dlq.exists", "queue.redrive_target"}, lambda c: c.dlq_name),
+    case(
+        "dlq-missing",
+        delete_dlq,
+        {"dlq.exists", "queue.redrive_target", "dlq.inputs", "dlq.outputs", "dlq.triggers"},
+        lambda c: c.dlq_name,
+    ),
     case("no-subscription", unsubscribe(), {"subscription.exists"}, queue),
     case("subscription-to-other-queue", unsubscribe("other-queue"), {"subscription.exists"}, queue),
     case("subscription-by-lambda-protocol", unsubscribe("lambda"), {"subscription.exists"}, queue),
@@ -303,6 +364,12 @@ MISCONFIGURATIONS = [
     case("sample-quantity-2", put_sample(quantity={"N": "2"}), {"order.sample"}, table),
     case("sample-quantity-string", put_sample(quantity={"S": "1"}), {"order.sample"}, table),
     case("sample-timestamp-other", put_sample(timestamp={"S": "2025-05-03T13:00:00Z"}), {"order.sample"}, table),
+    case("topic-subscribed-to-dlq", subscribe_dlq_to_topic, {"dlq.inputs"}, dlq, says="SNS console"),
+    case("other-queue-redrives-to-dlq", other_queue_redrives_to_dlq, {"dlq.inputs"}, dlq, says="-Returns"),
+    case("dlq-redrives-to-order-queue", dlq_redrives_to("order-queue"), {"dlq.outputs"}, dlq, says="a loop ("),
+    case("dlq-redrives-elsewhere", dlq_redrives_to("Retry"), {"dlq.outputs"}, dlq, says="Start DLQ redrive"),
+    case("trigger-on-dlq", trigger_on_dlq, {"dlq.triggers"}, dlq, says="Triggers"),
+    case("redrive-in-a-circle", redrive_in_a_circle, {"queue.redrive_target"}, queue, says="-Retry -> "),
 ]
 
 
@@ -312,7 +379,7 @@ class TestGrading:
     def test_labkit_setup_scores_full_marks(self, build: Callable[..., Lab]) -> None:
         # GIVEN the pipeline built by labkit, the sample order published and stored
         lab = build("a1", visibility_timeout=6)
-        # WHEN the lab grades itself
+        # WHEN the lab grades itself (by default with a probe order through the pipeline)
         report = lab.grade()
         # THEN every check passes, with no warning (visibility 6 s = 6 x the 1 s function timeout)
         assert report.failed == []
@@ -333,8 +400,9 @@ class TestGrading:
         config = cloud.config.with_(prefix=prefix)
         try:
             build_console_pipeline(cloud.clients, config, function_name=name)
-            # WHEN graded
-            report = grade(config, cloud.clients)
+            # WHEN graded read-only (the console's 30 s visibility timeout would make a probe's bad message
+            # take 90 s to reach the DLQ)
+            report = grade(config, cloud.clients, probe=False)
         finally:
             _delete_all_mappings(cloud.clients)
         # THEN full marks, and the checks speak of the function that exists
@@ -349,20 +417,52 @@ class TestGrading:
         # GIVEN a correct pipeline with one thing changed
         lab = build(bad.prefix)
         bad.mutate(lab)
-        # WHEN graded
-        report = grade(lab.config, lab.clients)
+        # WHEN graded read-only (the probe has tests of its own)
+        report = grade(lab.config, lab.clients, probe=False)
         # THEN exactly the expected checks fail, each saying which resource is wrong
         assert set(report.failed) == bad.failed, report.to_table()
+        assert {c.id for c in report.checks} == STATIC_IDS
         for check_id in bad.failed:
             result = report.result(check_id)
             assert result.points == 0 < result.max_points
             assert bad.names(lab.config) in result.message, result.message
+            assert bad.says in result.message, result.message
             assert not result.message.startswith("could not check")
         assert report.score == report.max_score - sum(report.result(i).max_points for i in bad.failed)
 
+    def test_leftover_function_under_the_other_spelling_costs_nothing(self, build: Callable[..., Lab]) -> None:
+        # GIVEN a correct pipeline, and a broken leftover under the seed's spelling, made as in the console
+        lab = build("f1")
+        leftover = lab.config.function_names[1]
+        _create_console_function(lab, leftover, Runtime="nodejs20.x", Handler="index.handler")
+        # WHEN graded
+        report = grade(lab.config, lab.clients, probe=False)
+        # THEN full marks: the function the queue triggers is graded; the leftover earns a warning only
+        assert report.failed == [], report.to_table()
+        warning = report.result("function.exists").warning
+        assert warning is not None and leftover in warning and "Delete" in warning
+
+    def test_the_function_wired_to_the_queue_is_graded(self, build: Callable[..., Lab]) -> None:
+        # GIVEN a student who made a new function, moved the trigger to it, and left the first one as a draft
+        lab = build("f2")
+        lam = lab.clients("lambda")
+        copy = f"{lab.config.function_name}-v2"
+        _create_console_function(lab, copy)
+        delete_mapping(lab)
+        lam.create_event_source_mapping(EventSourceArn=_queue(lab)[1], FunctionName=copy, BatchSize=1)
+        lam.update_function_configuration(FunctionName=lab.config.function_name, Handler="index.handler")
+        # WHEN graded, with the probe through the copy
+        report = grade(lab.config, lab.clients)
+        # THEN the copy is graded: full marks, and the draft named in a warning
+        assert report.failed == [], report.to_table()
+        assert copy in report.result("mapping.exists").message
+        assert copy in report.result("function.exists").message
+        warning = report.result("function.exists").warning
+        assert warning is not None and lab.config.function_name in warning
+
     def test_visibility_under_six_times_passes_with_a_warning(self, build: Callable[..., Lab]) -> None:
         lab = build("w1", visibility_timeout=2)
-        result = grade(lab.config, lab.clients).result("queue.visibility_timeout")
+        result = grade(lab.config, lab.clients, probe=False).result("queue.visibility_timeout")
         assert result.passed
         assert result.warning is not None and "6s" in result.warning and lab.config.queue_name in result.warning
 
@@ -386,6 +486,23 @@ class TestGrading:
         counts = lab.counts()
         assert (counts["queue_visible"], counts["queue_in_flight"], counts["dlq_visible"]) == (0, 0, 1)
 
+    def test_a_handler_that_raises_is_not_full_marks(self, build: Callable[..., Lab]) -> None:
+        # GIVEN the sample order stored by a working handler, then a handler raising KeyError deployed over it
+        lab = build("k1")
+        lam = lab.clients("lambda")
+        lam.update_function_code(FunctionName=lab.config.function_name, ZipFile=build_zip(KEYERROR_HANDLER))
+        lam.get_waiter("function_updated_v2").wait(FunctionName=lab.config.function_name)
+        # WHEN the lab grades itself (the probe runs by default)
+        report = lab.grade()
+        # THEN the probe order fails, naming the error, and every static check still passes
+        assert report.failed == ["probe.order_stored"], report.to_table()
+        assert report.score < report.max_score
+        message = report.result("probe.order_stored").message
+        assert "KeyError: 'customerId'" in message and f"/aws/lambda/{lab.config.function_name}" in message
+        # and the probe left nothing behind: no probe item, and its two messages taken out of the DLQ again
+        assert not any(item["orderId"].startswith("PROBE-") for item in lab.order_items())
+        assert _dlq_bodies(lab) == []
+
     def test_probe_does_not_run_on_an_incomplete_pipeline(self, build: Callable[..., Lab]) -> None:
         lab = build("p2")
         delete_mapping(lab)
@@ -397,12 +514,13 @@ class TestGrading:
     def test_json_and_junit_outputs(self, build: Callable[..., Lab], tmp_path: Path) -> None:
         lab = build("o1")
         delete_sample(lab)
-        report = lab.grade()
+        report = lab.grade(probe=False)
         data = json.loads(report.to_json())
         assert (data["score"], data["max_score"]) == (report.score, report.max_score)
         assert [c["id"] for c in data["checks"]] == [c.id for c in report.checks]
         assert set(data["checks"][0]) == {"id", "step", "title", "points", "max_points", "passed", "message", "warning"}
         assert data["steps"]["5"] == {"title": "Test: orders flow through", "score": 0, "max_score": 3}
+        assert data["probe"] is False and "Behaviour not checked" in report.to_table()
         root = ET.parse(report.to_junit(tmp_path / "grade.xml")).getroot()
         cases = root.findall("./testsuite/testcase")
         assert len(cases) == len(report.checks)
@@ -447,7 +565,7 @@ class TestGrading:
     def test_access_denied_scores_zero_without_crashing(self, build: Callable[..., Lab], cloud: LocalCloud) -> None:
         lab = build("d1")
         # Only DynamoDB refused: its checks fail and say why; role.permissions still judges the table's ARN.
-        report = grade(lab.config, refusing(lab.config, {"dynamodb": "AccessDeniedException"}))
+        report = grade(lab.config, refusing(lab.config, {"dynamodb": "AccessDeniedException"}), probe=False)
         assert set(report.failed) == {"table.exists", "table.key_schema", "order.sample"}
         for check_id in report.failed:
             assert report.result(check_id).message.startswith("could not check: ")
@@ -458,10 +576,25 @@ class TestGrading:
         assert report.score == 0 and set(report.failed) == {c.id for c in report.checks}
         assert all(c.message.startswith("could not check") for c in report.checks)
         # Throttling and an unreachable endpoint are reported the same way.
-        report = grade(lab.config, refusing(lab.config, {"sqs": "Throttling", "lambda": "unreachable"}))
+        report = grade(lab.config, refusing(lab.config, {"sqs": "Throttling", "lambda": "unreachable"}), probe=False)
         assert "Throttling" in report.result("queue.exists").message
         assert "Could not connect" in report.result("function.exists").message
         assert report.result("table.key_schema").passed
+
+
+def _create_console_function(lab: Lab, name: str, **settings: Any) -> None:
+    """A function made in the Lambda console with code.py pasted in, with the lab's role and table."""
+    lam = lab.clients("lambda")
+    role = lam.get_function_configuration(FunctionName=lab.config.function_name)["Role"]
+    options = {
+        "Runtime": "python3.12",
+        "Handler": "lambda_function.lambda_handler",
+        "Timeout": 1,
+        "Environment": {"Variables": {"TABLE_NAME": lab.config.table_name}},
+        **settings,
+    }
+    lam.create_function(FunctionName=name, Role=role, Code={"ZipFile": console_zip()}, **options)
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
 
 
 def refusing(config: Config, refusals: dict[str, str]) -> Clients:
@@ -551,8 +684,8 @@ def test_cli_grade_against_a_server(
         data = json.loads(out)
         assert data["score"] == data["max_score"] > 0
         assert len(ET.parse(junit).getroot().findall(".//testcase")) == len(data["checks"])
-        # A low score is still a successful run; a prefix with nothing built scores zero.
-        assert main(["grade", "--prefix", "nobody"]) == 0
+        # Below full marks exits 1 (a prefix with nothing built scores zero); errors of the run exit 2.
+        assert main(["grade", "--prefix", "nobody"]) == 1
         assert "Score: 0/" in capsys.readouterr().out
         # A roster over the same server writes a gradebook.
         roster, book = tmp_path / "roster.csv", tmp_path / "book.csv"
@@ -583,3 +716,128 @@ def test_refused_client_error_is_a_client_error() -> None:
     with pytest.raises(ClientError) as caught:
         clients("sqs").list_queues()
     assert caught.value.response["Error"]["Code"] == "AccessDenied"
+
+
+# A student's handler that reads an attribute the orders do not have: every real message fails.
+KEYERROR_HANDLER = """
+import json
+import os
+
+import boto3
+
+
+def lambda_handler(event, context):
+    table = boto3.resource("dynamodb").Table(os.environ.get("TABLE_NAME", "Orders"))
+    for record in event["Records"]:
+        order = json.loads(json.loads(record["body"])["Message"])
+        table.put_item(Item={"orderId": order["orderId"], "customer": order["customerId"]})
+"""
+
+
+def test_cli_grade_fails_a_handler_that_raises_and_names_its_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a pipeline whose sample order was stored by an earlier, working handler, and then a handler
+    # that raises KeyError on every real message deployed over it
+    cloud = LocalCloud.server(Config.from_env({}, function_timeout=1, visibility_timeout=1))
+    try:
+        lab = Lab(cloud.config, cloud.clients)
+        lab.up()
+        lab.publish_order()
+        wait_for_item(cloud.clients, lab.config.table_name, SAMPLE_ORDER["orderId"])
+        lab.wait_until_drained(timeout=30, settle_reads=1)
+        lam = lab.clients("lambda")
+        lam.update_function_code(FunctionName=lab.config.function_name, ZipFile=build_zip(KEYERROR_HANDLER))
+        lam.get_waiter("function_updated_v2").wait(FunctionName=lab.config.function_name)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", str(cloud.endpoint_url))
+        # WHEN `labkit grade` runs (a probe order through the pipeline by default)
+        status = main(["grade"])
+        out = capsys.readouterr().out
+        # THEN not full marks, exit status 1, and the probe's failure names the function's real error
+        assert status == 1, out
+        assert "FAIL  probe.order_stored" in out
+        assert "KeyError: 'customerId'" in " ".join(out.split())
+        assert "Failed: " in out and "probe.order_stored" in out.split("Failed: ")[1]
+        # Read-only grading cannot see behaviour, and says so.
+        assert main(["grade", "--no-probe"]) == 0
+        assert "Behaviour not checked" in capsys.readouterr().out
+    finally:
+        cloud.service.stop()
+        requests.post(f"{cloud.endpoint_url}/moto-api/reset", timeout=10)
+        cloud.stop()
+
+
+# What Lambda's Python runtime writes for an unhandled exception, in each shape the grader may read.
+AWS_TEXT_EVENT = (
+    "[ERROR] KeyError: 'customerId'\r"
+    "Traceback (most recent call last):\r"
+    '  File "/var/task/lambda_function.py", line 12, in lambda_handler\r'
+    '    table.put_item(Item={"orderId": order["orderId"], "customer": order["customerId"]})'
+)
+AWS_JSON_EVENT = json.dumps(
+    {
+        "timestamp": "2025-05-03T12:00:01Z",
+        "level": "ERROR",
+        "message": {
+            "errorMessage": "'customerId'",
+            "errorType": "KeyError",
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e812345678",
+            "stackTrace": [
+                '  File "/var/task/lambda_function.py", line 12, in lambda_handler\n    x = order["customerId"]\n'
+            ],
+        },
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        # One event whose lines are separated by "\r", as CloudWatch holds it on AWS.
+        (
+            ["START RequestId: 1 Version: $LATEST", AWS_TEXT_EVENT, "END RequestId: 1"],
+            "KeyError: 'customerId' (File \"/var/task/lambda_function.py\", line 12, in lambda_handler: "
+            'table.put_item(Item={"orderId": order["orderId"], "customer": order["customerId"]}))',
+        ),
+        # The same lines as separate events, "\n" between them, and a runtime frame after the student's.
+        (
+            [
+                "[ERROR] KeyError: 'customerId'",
+                "Traceback (most recent call last):",
+                '  File "/var/task/code.py", line 7, in lambda_handler\n    order["customerId"]',
+                '  File "/var/runtime/bootstrap.py", line 60, in handle',
+                "END RequestId: 2",
+            ],
+            'KeyError: \'customerId\' (File "/var/task/code.py", line 7, in lambda_handler: order["customerId"])',
+        ),
+        # No traceback at all: the error line alone, bare or after a timestamp and request id.
+        (["[ERROR] KeyError: 'customerId'"], "KeyError: 'customerId'"),
+        (["2025-05-03T12:00:01.000Z\t1\t[ERROR] KeyError: 'customerId'"], "KeyError: 'customerId'"),
+        # The JSON log format.
+        (
+            [AWS_JSON_EVENT],
+            "KeyError: 'customerId' (File \"/var/task/lambda_function.py\", line 12, in lambda_handler: "
+            'x = order["customerId"])',
+        ),
+        # A timeout, and a line the logging module wrote, which is not an unhandled error.
+        (
+            [
+                "[ERROR]\t2025-05-03T12:00:00.000Z\t1\tsomething logged",
+                "2025-05-03T12:00:03Z 1 Task timed out after 3.00 seconds",
+            ],
+            "Sandbox.Timedout: Task timed out after 3.00 seconds",
+        ),
+    ],
+    ids=["aws-one-event", "separate-events", "no-traceback", "prefixed", "json-format", "timeout"],
+)
+def test_function_errors_are_read_from_every_log_shape(events: list[str], expected: str) -> None:
+    errors = parse_errors(events)
+    assert [e.describe() for e in errors] == [expected]
+
+
+def test_a_log_without_errors_has_none() -> None:
+    lines = ["START RequestId: 1", '{"orderId": "01234", "outcome": "stored", "reason": null}', "END RequestId: 1"]
+    assert parse_errors(lines) == []
+    assert refusals(lines, "01234") == []
+    refused = '{"orderId": "P-1", "messageId": "m", "outcome": "error", "reason": "AccessDeniedException: no"}'
+    assert refusals([refused], "P-1") == ["error: AccessDeniedException: no"]

@@ -18,7 +18,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from labkit import sqs
@@ -253,19 +253,19 @@ def _run(lab: Lab, clock: Clock, orders: list[dict[str, Any]], batch_size: int, 
 
 def _item(order: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     """The DynamoDB item the handler stores for a valid order."""
-    stamp = datetime.fromisoformat(order["timestamp"]).astimezone(UTC).replace(tzinfo=None)
-    item = {key: {"S": str(order[key])} for key in ("orderId", "userId", "itemName", "status")}
+    moment = datetime.fromisoformat(order["timestamp"])
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    item = {key: {"S": str(order[key])} for key in ("orderId", "userId", "itemName", "status", "timestamp")}
     item["quantity"] = {"N": str(order["quantity"])}
-    item["timestamp"] = {"S": stamp.isoformat(timespec="microseconds") + "Z"}
+    item["timestampMicros"] = {"N": str((moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1))}
     return item
 
 
 def _conditional_write(item: dict[str, dict[str, str]]) -> dict[str, Any]:
     # The arguments lambda/code.py passes with each put: the bound is the write the pipeline makes.
     return {
-        "ConditionExpression": "attribute_not_exists(orderId) OR #ts < :ts",
-        "ExpressionAttributeNames": {"#ts": "timestamp"},
-        "ExpressionAttributeValues": {":ts": item["timestamp"]},
+        "ConditionExpression": "attribute_not_exists(orderId) OR timestampMicros < :micros",
+        "ExpressionAttributeValues": {":micros": item["timestampMicros"]},
         "ReturnValues": "ALL_OLD",
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }

@@ -1,7 +1,10 @@
-"""Instructor grading: deep, read-only checks of what a student built, an optional probe, and a gradebook.
+"""Instructor grading: deep checks of what a student built and how it behaves, and a gradebook.
 
 `grade()` (also `lab.grade()` and `labkit grade`) scores one check per requirement, grouped by the
-assignment's steps 1-5; `grade_roster()` grades a class and `write_gradebook()` writes one CSV row per student.
+assignment's steps 1-5: each resource read back, the wiring as a graph (what delivers to what, around
+the dead-letter queue), and by default a probe order through the pipeline whose failure names the
+function's real error from its log group (`probe=False` / `--no-probe` only reads). `grade_roster()`
+grades a class and `write_gradebook()` writes one CSV row per student.
 """
 
 from labkit.grading.grader import grade, max_score, run_check

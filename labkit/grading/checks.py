@@ -6,7 +6,6 @@ what was found and, when it fails, how to fix it. Steps 4 and 5 live in `checks_
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from labkit.config import PARTITION_KEY
@@ -15,6 +14,7 @@ from labkit.grading.policy import describe_statement, is_public, principal_servi
 from labkit.grading.policy import statements as policy_statements
 from labkit.grading.registry import Outcome, check, fail, ok
 from labkit.grading.rubric import Rubric
+from labkit.grading.wiring import Edge, graph, loop_text, redrive_policy
 
 TYPE_NAMES = {"S": "String", "N": "Number", "B": "Binary"}
 SNS_SERVICE = "sns.amazonaws.com"
@@ -92,18 +92,6 @@ def queue_exists(facts: Facts, rubric: Rubric) -> Outcome:
     return ok(f"Queue {queue.name} exists (standard).")
 
 
-def redrive_policy(attributes: dict[str, str]) -> dict[str, Any] | None:
-    """A queue's redrive policy, or None if it has none (or an unreadable one)."""
-    raw = attributes.get("RedrivePolicy")
-    if not raw:
-        return None
-    try:
-        policy = json.loads(raw)
-    except ValueError:
-        return None
-    return policy if isinstance(policy, dict) and policy.get("deadLetterTargetArn") else None
-
-
 def _enable_dlq_hint(queue: str, dlq: str, count: int) -> str:
     return f"Edit {queue}: Dead-letter queue, Enabled, choose {dlq}, Maximum receives {count} (step 3)."
 
@@ -129,8 +117,9 @@ def queue_redrive_target(facts: Facts, rubric: Rubric) -> Outcome:
             f"{_enable_dlq_hint(queue.name, dlq_name, rubric.max_receive_count)}"
         )
     if target != dlq.arn:
+        loop = loop_text(graph(facts), Edge(queue.arn, target, "redrive"))
         return fail(
-            f"Queue {queue.name} sends failed messages to {target.rsplit(':', 1)[-1]}, not to {dlq.name}. "
+            f"Queue {queue.name} sends failed messages to {target.rsplit(':', 1)[-1]}{loop}, not to {dlq.name}. "
             f"{_enable_dlq_hint(queue.name, dlq.name, rubric.max_receive_count)}"
         )
     return ok(f"Queue {queue.name} moves failed messages to {dlq.name}.")

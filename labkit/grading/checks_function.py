@@ -20,7 +20,7 @@ _PYTHON_RUNTIME_RE = re.compile(r"^python3\.(\d+)$")
 
 
 # Step 4: the function, its role and its trigger.
-@check("function.exists", 4, "Lambda function exists (OrderProcessor or OrderProcesor)")
+@check("function.exists", 4, "Lambda function exists (the one the order queue triggers)")
 def function_exists(facts: Facts, rubric: Rubric) -> Outcome:
     """Check: the Lambda function exists under either spelling."""
     function = facts.function()
@@ -29,8 +29,21 @@ def function_exists(facts: Facts, rubric: Rubric) -> Outcome:
     if state != "Active" or configuration.get("LastUpdateStatus") == "Failed":
         reason = configuration.get("StateReason") or configuration.get("LastUpdateStatusReason") or "no reason given"
         return fail(f"Function {function.name} is {state} ({reason}): fix it or create it again.")
-    spelling = " (the assignment's spelling)" if function.name != facts.config.function_name else ""
-    return ok(f"Function {function.name}{spelling} exists and is Active.")
+    if function.name in facts.config.function_names[1:]:
+        spelling = " (the assignment's spelling)"
+    elif function.name != facts.config.function_name:
+        spelling = f" (the function queue {facts.config.queue_name} triggers)"
+    else:
+        spelling = ""
+    others = facts.other_functions()
+    warning = None
+    if others:
+        warning = (
+            f"Function{'s' if len(others) > 1 else ''} {', '.join(others)} also exist{'' if len(others) > 1 else 's'}; "
+            f"only {function.name}, the one wired to queue {facts.config.queue_name}, is graded. Delete leftovers "
+            "(Lambda console, Actions, Delete) so that no one edits the wrong copy."
+        )
+    return ok(f"Function {function.name}{spelling} exists and is Active.", warning)
 
 
 @check("function.runtime", 4, "Runtime is Python, recent enough for code.py")

@@ -166,12 +166,15 @@ class Facts:
 
     # Step 4.
     def function(self) -> Function:
-        """The function, under its name or the seed's spelling `OrderProcesor`."""
+        """The assignment's function: the one the order queue triggers, else the first of the accepted names.
+
+        A student may hold several candidates (both spellings, drafts, copies); the pipeline's is the graded one.
+        """
         return self.once("function", self._function)
 
     def _function(self) -> Function:
         lam = self.clients("lambda")
-        for name in self.config.function_names:
+        for name in self._candidate_names():
             try:
                 return Function(name=name, configuration=lam.get_function_configuration(FunctionName=name))
             except ClientError as exc:
@@ -180,6 +183,45 @@ class Facts:
         raise Missing(
             f"Function {self.config.function_name} does not exist: create it first (step 4, Python, the code of code.py)."
         )
+
+    def _candidate_names(self) -> list[str]:
+        """Functions the order queue triggers (enabled first, the expected name first), then the accepted names."""
+        try:
+            mappings = self.queue_mappings()
+        except (Missing, ClientError):
+            mappings = []  # no queue, or not readable: fall back on the names; the queue's checks say why
+        preferred = {name: rank for rank, name in enumerate(self.config.function_names)}
+        wired = sorted(
+            mappings,
+            key=lambda m: (
+                m.get("State") != "Enabled",
+                preferred.get(function_name_of(m.get("FunctionArn", "")), len(preferred)),
+                function_name_of(m.get("FunctionArn", "")),
+            ),
+        )
+        names = [function_name_of(m.get("FunctionArn", "")) for m in wired]
+        return list(dict.fromkeys([*names, *self.config.function_names]))
+
+    def other_functions(self) -> list[str]:
+        """Candidates that exist besides the graded function: the other accepted names, and other functions the
+        order queue triggers."""
+        return self.once("other_functions", self._other_functions)
+
+    def _other_functions(self) -> list[str]:
+        graded = self.function().name
+        lam = self.clients("lambda")
+        found = []
+        for name in self._candidate_names():
+            if name == graded:
+                continue
+            try:
+                lam.get_function_configuration(FunctionName=name)
+            except ClientError as exc:
+                if error_code(exc) == "ResourceNotFoundException":
+                    continue
+                raise
+            found.append(name)
+        return found
 
     def function_name(self) -> str:
         """The name of the function found, or the expected name if none."""
@@ -256,6 +298,57 @@ class Facts:
         raise Missing(
             f"Queue {queue.name} has no trigger to function {function.name}{elsewhere}: in the Lambda console, "
             f"Add trigger, SQS, {queue.name} (step 4)."
+        )
+
+    # The wiring graph's extra reads.
+    def all_subscriptions(self) -> list[dict[str, Any]]:
+        """Every SNS subscription in the account and region (any topic may deliver to the lab's queues)."""
+        return self.once(
+            "all_subscriptions", lambda: list(paginate(self.clients("sns"), "list_subscriptions", "Subscriptions"))
+        )
+
+    def dlq_sources(self) -> list[Queue]:
+        """Every queue whose redrive policy sends its failed messages to the dead-letter queue."""
+        return self.once("dlq_sources", self._dlq_sources)
+
+    def _dlq_sources(self) -> list[Queue]:
+        sqs = self.clients("sqs")
+        urls = list(paginate(sqs, "list_dead_letter_source_queues", "queueUrls", QueueUrl=self.dlq().url))
+        sources = []
+        for url in urls:
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            sources.append(
+                Queue(
+                    name=url.rstrip("/").rsplit("/", 1)[-1], url=url, arn=attributes["QueueArn"], attributes=attributes
+                )
+            )
+        return sources
+
+    def queue_by_arn(self, queue_arn: str) -> Queue | None:
+        """Any queue of the graded account by ARN (a redrive target, say), or None if it does not exist."""
+        name = queue_arn.rsplit(":", 1)[-1]
+        if queue_arn != self.arn("sqs", name):
+            return None  # another account's or region's queue: not the student's to grade
+        return self.once(f"queue:{name}", lambda: self._queue_or_none(name))
+
+    def _queue_or_none(self, name: str) -> Queue | None:
+        try:
+            return self._queue(name, "a redrive target")
+        except Missing:
+            return None
+
+    def dlq_mappings(self) -> list[dict[str, Any]]:
+        """Every event source mapping reading from the dead-letter queue."""
+        return self.once(
+            "dlq_mappings",
+            lambda: list(
+                paginate(
+                    self.clients("lambda"),
+                    "list_event_source_mappings",
+                    "EventSourceMappings",
+                    EventSourceArn=self.dlq().arn,
+                )
+            ),
         )
 
 

@@ -11,7 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from labkit.aws import error_code
 from labkit.config import Config
 from labkit.errors import LabkitError
-from labkit.grading import checks, checks_function  # noqa: F401  (importing them registers the checks)
+from labkit.grading import checks, checks_function, checks_wiring  # noqa: F401  (importing them registers the checks)
 from labkit.grading.facts import Facts, Missing
 from labkit.grading.registry import CHECKS, Check, Outcome, fail
 from labkit.grading.report import CheckResult, Report
@@ -24,14 +24,16 @@ RubricSource = Rubric | str | Path | dict[str, Any] | None
 
 
 def grade(
-    config: Config | None = None, clients: Clients | None = None, probe: bool = False, rubric: RubricSource = None
+    config: Config | None = None, clients: Clients | None = None, probe: bool = True, rubric: RubricSource = None
 ) -> Report:
     """Check one student's pipeline step by step and score it.
 
     Args:
         config: whose resources (names, prefix) on which backend; from the environment if omitted.
         clients: boto3 clients to read with; made from *config* if omitted.
-        probe: also publish a probe order and a malformed message, verify them, and clean up.
+        probe: also check behaviour: publish a probe order and a malformed message through the pipeline,
+            verify them (naming the function's real error from its log group when the order fails), and
+            clean up. False reads only, for accounts where publishing is not allowed.
         rubric: points and requirements: a Rubric, a JSON file overriding the default, or a mapping.
     Returns:
         The report: one result per check, scores per step.
@@ -57,7 +59,7 @@ def grade(
     return Report(results, probe=probe, target=target, rubric=rules.source)
 
 
-def max_score(rubric: RubricSource = None, probe: bool = False) -> float:
+def max_score(rubric: RubricSource = None, probe: bool = True) -> float:
     """The points available under a rubric (with or without the probe)."""
     rules = load_rubric(rubric)
     return sum(rules.points_for(c.id) for c in CHECKS if probe or not c.probe)

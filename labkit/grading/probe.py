@@ -15,11 +15,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from labkit.aws import error_code
 from labkit.config import BACKEND_AWS, PARTITION_KEY
-from labkit.grading.checks import key_problem, redrive_policy
+from labkit.grading.checks import key_problem
 from labkit.grading.facts import Facts, Missing
+from labkit.grading.function_log import log_messages, parse_errors, refusals, summarise
 from labkit.grading.registry import Outcome, fail, ok
 from labkit.grading.rubric import Rubric
+from labkit.grading.wiring import redrive_policy
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +93,7 @@ class _Probe:
         self.ddb = facts.clients("dynamodb")
         self.aws = facts.config.backend == BACKEND_AWS
         self.removed: set[str] = set()
+        self.split_ms: int | None = None
 
     def run(self) -> ProbeResult:
         facts = self.facts
@@ -100,30 +106,49 @@ class _Probe:
         budget = receives * visibility + timeout + self.rubric.probe_margin_seconds
         sns = facts.clients("sns")
         started = time.monotonic()
+        started_ms = int(time.time() * 1000)
+        deadline = started + budget
         stored_after: float | None = None
         dlq_after: float | None = None
-        dlq_before = 0
+        # The malformed message goes out once the order's first try is over, so that the function's log,
+        # up to then, tells what happened to the order alone.
+        malformed_sent: float | None = None
+        dlq_before = 0 if dlq_blockers else self._depth(facts.dlq().url)
         notes: list[str] = []
         try:
             log.info("probe %s: publishing to %s", self.token, facts.topic().name)
             sns.publish(TopicArn=facts.topic().arn, Message=json.dumps(self._order()))
-            if not dlq_blockers:
-                dlq_before = self._depth(facts.dlq().url)
-                sns.publish(TopicArn=facts.topic().arn, Message=self.malformed_body)
-            while time.monotonic() - started < budget:
+            while time.monotonic() < deadline:
                 if stored_after is None and self._stored(table):
                     stored_after = time.monotonic() - started
-                if not dlq_blockers and dlq_after is None and self._depth(facts.dlq().url) > dlq_before:
-                    # Something arrived in the DLQ: only now scan it, so the student's messages are rarely touched.
-                    if "malformed" in self._take_probe_messages(facts.dlq().url):
-                        dlq_after = time.monotonic() - started
-                    dlq_before = self._depth(facts.dlq().url)
-                if stored_after is not None and (dlq_blockers or dlq_after is not None):
+                if (
+                    malformed_sent is None
+                    and not dlq_blockers
+                    and (
+                        stored_after is not None
+                        or time.monotonic() - started > timeout + visibility
+                        or self._function_failed(started_ms)
+                    )
+                ):
+                    malformed_sent = time.monotonic()
+                    self.split_ms = int(time.time() * 1000)
+                    sns.publish(TopicArn=facts.topic().arn, Message=self.malformed_body)
+                    deadline = max(deadline, malformed_sent + budget)
+                order_done = stored_after is not None or "order" in self.removed
+                if not dlq_blockers and not (order_done and dlq_after is not None):
+                    if self._depth(facts.dlq().url) > dlq_before:
+                        # Something arrived in the DLQ: only now scan it, so the student's messages are rarely touched.
+                        if "malformed" in self._take_probe_messages(facts.dlq().url) and dlq_after is None:
+                            dlq_after = time.monotonic() - (malformed_sent or started)
+                        dlq_before = self._depth(facts.dlq().url)
+                # The probe order in the DLQ failed every receive: it will never be stored, so stop waiting for it.
+                order_done = stored_after is not None or "order" in self.removed
+                if order_done and (dlq_blockers or dlq_after is not None):
                     break
                 time.sleep(2.0 if self.aws else 0.1)
         finally:
             notes = self._clean_up(table, dlq_blockers, stored_after is not None)
-        order = self._order_outcome(stored_after, budget, table, queue.name, notes)
+        order = self._order_outcome(stored_after, budget, table, queue.name, notes, started_ms)
         if dlq_blockers:
             malformed = fail(f"Malformed probe message not sent: {'; '.join(b.rstrip('.') for b in dlq_blockers)}.")
         elif dlq_after is not None:
@@ -153,20 +178,55 @@ class _Probe:
         }
 
     def _order_outcome(
-        self, stored_after: float | None, budget: float, table: str, queue: str, notes: list[str]
+        self, stored_after: float | None, budget: float, table: str, queue: str, notes: list[str], since_ms: int
     ) -> Outcome:
         warning = "; ".join(notes) or None
         if stored_after is None:
+            where = (
+                f"it reached dead-letter queue {self.facts.dlq().name} after failing every receive"
+                if "order" in self.removed
+                else f"it was not stored within {budget:.0f}s"
+            )
             return fail(
-                f"A probe order ({self.order_id}) published to {self.facts.topic().name} was not stored in table "
-                f"{table} within {budget:.0f}s: read function {self.facts.function().name}'s logs, and check that "
-                f"queue {queue} is empty of stuck messages.",
+                f"A probe order ({self.order_id}) published to {self.facts.topic().name} never reached table "
+                f"{table}: {where}. {self._why(since_ms, queue)}",
                 warning,
             )
         return ok(
             f"A probe order published to {self.facts.topic().name} was stored in table {table} after "
             f"{stored_after:.1f}s (then deleted).",
             warning,
+        )
+
+    def _function_failed(self, since_ms: int) -> bool:
+        """True once the function's log shows an error since *since_ms* (an unreadable log shows none)."""
+        try:
+            return bool(parse_errors(log_messages(self.facts.clients, self.facts.function().name, since_ms)))
+        except ClientError:
+            return False
+
+    def _why(self, since_ms: int, queue: str) -> str:
+        """What the function's log group says went wrong with the probe order, with the fix to look for."""
+        function = self.facts.function().name
+        group = f"/aws/lambda/{function}"
+        try:
+            messages = log_messages(self.facts.clients, function, since_ms)
+            # Before the malformed message went out, every failure was the order's.
+            alone = log_messages(self.facts.clients, function, since_ms, self.split_ms) if self.split_ms else []
+        except ClientError as exc:
+            return f"Its log group {group} could not be read ({error_code(exc)}); read it in the CloudWatch console."
+        refused = refusals(messages, self.order_id)
+        if refused:
+            return f"Function {function} logged for it: {refused[-1]}."
+        errors = parse_errors(alone) or parse_errors(messages)
+        if errors:
+            return (
+                f"Function {function} failed: {summarise(errors)}, as its log group {group} shows. Fix the code, "
+                "Deploy, and test it with a message like the sample order (Lambda console, Test)."
+            )
+        return (
+            f"Function {function}'s log group {group} shows no error since the probe was published: check that "
+            f"the trigger from queue {queue} is enabled and that the queue holds no stuck messages."
         )
 
     def _max_receives(self, attributes: dict[str, str]) -> int:

@@ -119,6 +119,8 @@ class Report:
         lines.append(f"Score: {format_points(self.score)}/{format_points(self.max_score)} ({percent:.0f}%)")
         if self.failed:
             lines.append(f"Failed: {', '.join(self.failed)}")
+        if not self.probe:
+            lines.append("Behaviour not checked: no probe order was sent (read-only grading).")
         return "\n".join(lines)
 
     def junit_suite(self, name: str = "labkit grade") -> ET.Element:

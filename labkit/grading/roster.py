@@ -120,7 +120,7 @@ def config_for(entry: RosterEntry, base: Config, allow_local: bool = True) -> Co
 def grade_roster(
     roster: str | Path | Iterable[RosterEntry],
     base: Config | None = None,
-    probe: bool = False,
+    probe: bool = True,
     rubric: RubricSource = None,
     allow_local: bool = True,
     clients_for: Callable[[Config], Clients] = Clients,
@@ -131,7 +131,7 @@ def grade_roster(
     Args:
         roster: a roster CSV path, or entries already read.
         base: settings rows do not override (the shared endpoint, the region); from the environment if omitted.
-        probe: run the probe for every student.
+        probe: run the probe for every student (False: read only).
         rubric: as for `grade()`.
         allow_local: grade rows without profile or endpoint in this process's local cloud.
         clients_for: makes the clients for a row's configuration.

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labkit.reliability import canonical_time
+from labkit.reliability import epoch_micros
 from labkit.scenarios import local_lab
 
 SQS_MAX_BYTES = 256 * 1024
@@ -106,9 +106,14 @@ def broken_orders(draw):
 
 
 def stored_item(order):
-    """The item the handler must store for a valid order, as boto3's Table returns it."""
-    item = {field: order[field].strip() for field in TEXT_FIELDS}
-    return {**item, "quantity": Decimal(order["quantity"]), "timestamp": canonical_time(order["timestamp"])}
+    """The item the handler must store for a valid order, as boto3's Table returns it: the six attributes
+    exactly as published, and the timestamp's instant as a number."""
+    item = {field: order[field] for field in (*TEXT_FIELDS, "timestamp")}
+    return {
+        **item,
+        "quantity": Decimal(order["quantity"]),
+        "timestampMicros": Decimal(epoch_micros(order["timestamp"])),
+    }
 
 
 def clear(table):
@@ -185,7 +190,7 @@ def test_each_record_is_stored_exactly_or_reported_and_nothing_else(handler, ord
 
     assert failed == {f"m{n}" for n in range(len(bodies))} - set(expect_stored)
     items = {item["orderId"]: item for item in orders_table.scan()["Items"]}
-    assert items == {o["orderId"].strip(): stored_item(o) for o in expect_stored.values()}
+    assert items == {o["orderId"]: stored_item(o) for o in expect_stored.values()}
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["messageId"] for line in lines] == [f"m{n}" for n in range(len(bodies))]
     assert all(len(json.dumps(line)) < 4_096 for line in lines), "a log line grew with its input"
@@ -216,7 +221,7 @@ def test_bodies_up_to_the_sqs_size_limit_are_stored(handler, orders_table, case)
     reply = handler.lambda_handler({"Records": [record(body)]}, None)
 
     assert reply == {"batchItemFailures": []}
-    assert orders_table.get_item(Key={"orderId": order["orderId"].strip()})["Item"] == stored_item(order)
+    assert orders_table.get_item(Key={"orderId": order["orderId"]})["Item"] == stored_item(order)
 
 
 @FEW
@@ -298,7 +303,7 @@ def test_the_lambda_service_survives_any_batch(service_lab, batch):
         if valid:
             order = {**order, "orderId": f"{n}-{order['orderId'][:250]}"}
             body = wrap(json.dumps(order), body.count('"TopicArn"'))
-            expected[order["orderId"].strip()] = order
+            expected[order["orderId"]] = order
         entries.append({"Id": str(n), "MessageBody": body})
     sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
     errors_before = service.stats["poll_errors"]
@@ -311,7 +316,12 @@ def test_the_lambda_service_survives_any_batch(service_lab, batch):
     items = {item["orderId"]: item for item in lab.order_items()}
     assert set(items) == set(expected)
     for order_id, order in expected.items():
-        assert items[order_id] == {**stored_item(order), "quantity": order["quantity"]}
+        expected_item = stored_item(order)
+        assert items[order_id] == {
+            **expected_item,
+            "quantity": order["quantity"],
+            "timestampMicros": int(expected_item["timestampMicros"]),
+        }
     counts = lab.counts()
     assert counts["queue_visible"] == counts["queue_in_flight"] == 0
     assert counts["dlq_visible"] - dlq_before == len(batch) - len(expected)

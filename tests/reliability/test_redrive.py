@@ -12,10 +12,10 @@ from labkit.reliability import dlq_bodies, stored_form
 # A deployed bug: the handler refuses any quantity above 2. Fixing it means deploying lambda/code.py again.
 CAPPED_QUANTITY = """
 
-_real_to_item = _to_item
+_real_to_item = to_item
 
 
-def _to_item(order):
+def to_item(order):
     if isinstance(order.get("quantity"), int) and order["quantity"] > 2:
         raise InvalidOrder("quantity above 2 is not supported yet")
     return _real_to_item(order)
