@@ -96,7 +96,7 @@ def test_journey_of_a_bad_order_ends_in_the_dlq_with_the_reason(built_lab: Lab) 
     # AND the DLQ table says why and how often, without consuming the message
     table = observe.dlq_frame(built_lab)
     assert table.to_dict("records") == [
-        {"orderId": "BAD-0001", "reason": QUANTITY_REASON, "receives": 3, "order": json.dumps(BAD_ORDER)}
+        {"orderId": "BAD-0001", "receives": 3, "last error": QUANTITY_REASON, "order": json.dumps(BAD_ORDER)}
     ]
     assert built_lab.counts()["dlq_visible"] == 1
 
@@ -264,13 +264,28 @@ def test_backlog_compare_measures_batch_sizes_and_restores_the_trigger(built_lab
 # The notebook helpers and the checks of each step.
 def test_catch_up_builds_only_the_earlier_steps(make_lab: Callable[..., Lab]) -> None:
     lab = make_lab()
+    c = lab.config
+    legend = "(found: it was there already; built: just now):"
     assert notebook.catch_up(lab, step=1) == "Step 1 needs nothing built before it."
-    assert notebook.catch_up(lab, step=2) == "Step 1 is in place (table)."
-    assert notebook.catch_up(lab, step=3) == "Steps 1-2 are in place (table, topic)."
+    assert notebook.catch_up(lab, step=2) == f"Step 1 in place {legend}\n  built  table {c.table_name}"
+    assert notebook.catch_up(lab, step=3).splitlines()[1:] == [
+        f"  found  table {c.table_name}",
+        f"  built  topic {c.topic_name}",
+    ]
     assert notebook.check_topic(lab) == f"✓ topic {lab.config.topic_name}: standard"
     assert lab.counts()["queue_visible"] is None
-    assert notebook.catch_up(lab, step=8).startswith("Steps 1-4 are in place")
-    c = lab.config
+    lab.ensure_queues()  # step 3 built elsewhere (the console, another notebook): found, not built
+    assert notebook.catch_up(lab, step=8).splitlines() == [
+        f"Steps 1-4 in place {legend}",
+        f"  found  table {c.table_name}",
+        f"  found  topic {c.topic_name}",
+        f"  found  queue {c.dlq_name}",
+        f"  found  queue {c.queue_name}",
+        f"  found  subscription {c.topic_name} -> {c.queue_name}",
+        f"  built  role {c.role_name}",
+        f"  built  function {c.function_name}",
+        f"  built  trigger {c.queue_name} -> {c.function_name}",
+    ]
     assert (
         pretty(notebook.check_trigger(lab)) == f"✓ trigger {c.queue_name} -> {c.function_name}: enabled, batch size 1"
     )
