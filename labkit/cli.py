@@ -145,16 +145,19 @@ def cmd_lab(args: argparse.Namespace) -> int:
     import subprocess
 
     from labkit.localcloud import LocalCloud
+    from labkit.notebook.workspace import working_copy
 
     if not args.notebooks.is_dir():
         raise ConfigError(f"No notebooks folder at {args.notebooks}: run from the repository or pass --notebooks.")
+    folder, _ = working_copy(args.notebooks)
     try:
         cloud = LocalCloud.server(Config.from_env(), port=args.port)
     except OSError as exc:
         raise ConfigError(f"Port {args.port} is taken ({exc.strerror}): is a local cloud running? Use --port.") from exc
     print(f"Local cloud listening on {cloud.endpoint_url}; notebooks reach it through {ENV_ENDPOINT}.", flush=True)
     env = dict(os.environ, **{ENV_ENDPOINT: str(cloud.endpoint_url)})
-    command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={args.notebooks}", *args.jupyter_args]
+    print(f"Opening your copies in {folder} (git-ignored); {args.notebooks} stays as it is.", flush=True)
+    command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={folder}", *args.jupyter_args]
     try:
         return subprocess.call(command, env=env)
     except KeyboardInterrupt:

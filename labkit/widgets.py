@@ -20,6 +20,7 @@ from labkit.orders import ITEMS, SAMPLE_ORDER, STATUSES, make_order
 
 FORM_CLASS = "labkit-order-form"
 JOURNEY_CLASS = "labkit-journey"
+TEXT_FALLBACK = "Order form (userId, item, quantity, status, Publish): run this cell to use it."
 
 
 class OrderForm:
@@ -64,7 +65,15 @@ class OrderForm:
         self.button.on_click(lambda _button: self.publish())
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.box._repr_mimebundle_(**kwargs)
+        # The text/plain part is what a saved notebook shows once the widget's state is gone
+        # (reopened, viewed on GitHub): a sentence, not the widget's `VBox(children=...)` repr.
+        bundle = self.box._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):
+            bundle["text/plain"] = TEXT_FALLBACK
+        return bundle
+
+    def __repr__(self) -> str:
+        return TEXT_FALLBACK
 
     def order(self) -> dict[str, Any]:
         """The order the fields describe, with a fresh orderId and the current time."""

@@ -5,11 +5,10 @@ The check cell of each step is in `labkit.notebook.checks`; its functions are al
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
@@ -36,6 +35,8 @@ from labkit.notebook.checks import (
 )
 from labkit.notebook.display import Note, ok, show_code, show_json
 from labkit.notebook.logview import LogView, function_logs
+from labkit.notebook.progress import ProgressBar, progress
+from labkit.notebook.scale import batch_summary, lambda_bill, run_orders
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = [
     "LogView",
     "Note",
+    "ProgressBar",
+    "batch_summary",
     "catch_up",
     "check_dead_lettered",
     "check_function",
@@ -58,8 +61,10 @@ __all__ = [
     "connect",
     "env_check",
     "function_logs",
+    "lambda_bill",
     "progress",
     "require_passed",
+    "run_orders",
     "show_backend",
     "show_code",
     "show_json",
@@ -197,12 +202,3 @@ def versions() -> pd.DataFrame:
     rows = [{"package": "python", "version": sys.version.split()[0]}]
     rows += [{"package": name, "version": importlib.metadata.version(name)} for name in PACKAGES]
     return pd.DataFrame(rows).set_index("package")
-
-
-@contextlib.contextmanager
-def progress(total: int, description: str) -> Iterator[Callable[[int], None]]:
-    """A `tqdm.auto` progress bar; yields the callback `lab.publish_orders(on_progress=...)` takes."""
-    from tqdm.auto import tqdm
-
-    with tqdm(total=total, desc=description, unit="order") as bar:
-        yield lambda done: bar.update(done - bar.n)
