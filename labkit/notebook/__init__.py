@@ -34,6 +34,7 @@ from labkit.notebook.checks import (
     require_passed,
 )
 from labkit.notebook.display import Note, ok, show_code, show_json
+from labkit.notebook.fresh import start_clean
 from labkit.notebook.logview import LogView, function_logs
 from labkit.notebook.progress import ProgressBar, progress
 from labkit.notebook.scale import batch_summary, lambda_bill, run_orders
@@ -68,6 +69,7 @@ __all__ = [
     "show_backend",
     "show_code",
     "show_json",
+    "start_clean",
     "versions",
 ]
 
