@@ -88,8 +88,9 @@ def drain(
             on_progress(0)  # the processing clock starts now, as `seconds` does
         _set_trigger(run_lab, enabled=True)
         _follow(lab, queue.url, len(orders), on_progress, timeout)
-        run_lab.wait_until_drained(timeout)
+        # Timed where the progress bar stops, so its rate and orders per second are the same figure.
         seconds = time.time() - resumed
+        run_lab.wait_until_drained(timeout)
     records = _records_of(lab, started, wanted)
     reports = [i for i in logs.invocations(lab, started, skew=0) if i.billed_ms is not None]
     return BatchRun(
@@ -108,13 +109,12 @@ def drain(
 
 def _follow(lab: Lab, queue_url: str, total: int, on_progress: Callable[[int], None] | None, timeout: float) -> None:
     """Report orders processed (gone from the queue: SQS deletes what the function handled) until none wait."""
-    if on_progress is None:
-        return
     deadline = time.monotonic() + timeout
     while True:
         counts = sqs.get_queue_counts(lab.clients, queue_url)
         waiting = counts["visible"] + counts["in_flight"] + counts.get("delayed", 0)
-        on_progress(max(0, total - waiting))
+        if on_progress:
+            on_progress(max(0, total - waiting))
         if not waiting or time.monotonic() > deadline:
             return
         time.sleep(PROGRESS_POLL_S)
