@@ -4,6 +4,7 @@ import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -55,6 +56,7 @@ def built_lab(make_lab: Callable[..., Lab]) -> Lab:
 
 
 _PREFIXES = itertools.count(1)
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def fix_quantity(order: dict[str, Any]) -> dict[str, Any]:
@@ -429,11 +431,37 @@ def test_show_backend_warns_about_cost_on_aws() -> None:
     assert "inside this kernel" in notebook.show_backend(Lab(Config()))
 
 
-def test_progress_bar_follows_the_published_count(capsys: pytest.CaptureFixture[str]) -> None:
-    with notebook.progress(30, "orders") as on_progress:
-        on_progress(10)
-        on_progress(30)
-    assert "30/30" in capsys.readouterr().err
+def test_progress_bar_counts_and_leaves_its_final_rate_as_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit.notebook import progressbar
+
+    clock = iter([100.0, 101.0, 102.0])
+    monkeypatch.setattr(progressbar.time, "monotonic", lambda: next(clock))
+    bar = notebook.ProgressBar(30, "batch size 1")
+
+    for done in (0, 10, 30):
+        bar.update(done)
+
+    assert bar.rate == 15.0  # 30 orders in the 2 s since the first update
+    assert bar.bar.value == 30
+    bundle = bar._repr_mimebundle_()
+    assert bundle["text/plain"] == "batch size 1: 30/30 orders, 15.0 orders/s"
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+def test_widgets_save_a_sentence_as_their_text_never_a_box_repr(built_lab: Lab) -> None:
+    form = OrderForm(built_lab)
+    bundle = form._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/plain"].startswith("Order form (userId, item, quantity, status, Publish)")
+    # What the saved notebooks show once the widgets' state is gone (reopened, on GitHub).
+    saved = [
+        output["data"]["text/plain"]
+        for path in sorted(NOTEBOOKS.glob("*.ipynb"))
+        for cell in json.loads(path.read_text())["cells"]
+        for output in cell.get("outputs", [])
+        if "application/vnd.jupyter.widget-view+json" in output.get("data", {})
+    ]
+    assert saved and not [text for text in saved if "Box(" in "".join(text)]
 
 
 def test_notes_and_code_display_as_they_are() -> None:

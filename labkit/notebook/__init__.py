@@ -36,7 +36,7 @@ from labkit.notebook.checks import (
 from labkit.notebook.display import Note, ok, show_code, show_json
 from labkit.notebook.fresh import start_clean
 from labkit.notebook.logview import LogView, function_logs
-from labkit.notebook.progress import ProgressBar, progress
+from labkit.notebook.progressbar import ProgressBar, progress
 from labkit.notebook.scale import batch_summary, lambda_bill, run_orders
 
 if TYPE_CHECKING:
