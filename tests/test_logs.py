@@ -208,3 +208,45 @@ def test_since_takes_the_aws_cli_durations(text: str, seconds: int) -> None:
 def test_since_refuses_what_is_not_a_duration(text: str) -> None:
     with pytest.raises(ValueError, match="not a duration"):
         logs.parse_since(text)
+
+
+def test_deliveries_count_a_timed_out_or_raising_invocation_as_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit import deliveries
+
+    # GIVEN one message stored in an invocation that then timed out (the timeout line comes after END),
+    # delivered again and found a duplicate; and one message whose invocation raised
+    timed_out = "a1b2c3d4-0000-4000-8000-000000000001"
+    again = "a1b2c3d4-0000-4000-8000-000000000002"
+    raised = "a1b2c3d4-0000-4000-8000-000000000003"
+    stored = '{"orderId": "A", "messageId": "m-A", "outcome": "stored", "reason": null, "receiveCount": 1}'
+    duplicate = '{"orderId": "A", "messageId": "m-A", "outcome": "duplicate", "reason": null, "receiveCount": 2}'
+    invalid = (
+        '{"orderId": "B", "messageId": "m-B", "outcome": "invalid", "reason": "quantity is missing", "receiveCount": 1}'
+    )
+    events = [
+        event(1000, f"START RequestId: {timed_out} Version: $LATEST"),
+        event(1001, stored),
+        event(4000, f"END RequestId: {timed_out}"),
+        event(4000, f"2025-05-03T12:00:04.000Z {timed_out} Task timed out after 3.00 seconds"),
+        event(5000, f"START RequestId: {again} Version: $LATEST"),
+        event(5001, duplicate),
+        event(5002, f"END RequestId: {again}"),
+        event(6000, f"START RequestId: {raised} Version: $LATEST", STREAM + "b"),
+        event(6001, invalid, STREAM + "b"),
+        event(6001, WARNING, STREAM + "b"),
+        event(
+            6002, AWSLAMBDARIC_ERROR.replace("KeyError: 'orderId'", "BatchFailed: all 1 record(s) failed"), STREAM + "b"
+        ),
+        event(6003, f"END RequestId: {raised}", STREAM + "b"),
+    ]
+    monkeypatch.setattr(deliveries, "log_events", lambda lab, since=None: events)
+
+    # WHEN the deliveries are read
+    history = deliveries.deliveries(None, None)  # type: ignore[arg-type]
+
+    # THEN the retry after the timeout was owed, not needless
+    assert history == {
+        "m-A": [deliveries.Delivery(1, "stored", True), deliveries.Delivery(2, "duplicate", False)],
+        "m-B": [deliveries.Delivery(1, "invalid", True)],
+    }
+    assert deliveries.needless_retries(history) == []
