@@ -8,6 +8,7 @@ https://docs.aws.amazon.com/lambda/latest/dg/python-exceptions.html
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -151,3 +152,16 @@ def test_labkit_logs_prints_an_orders_invocations_as_cloudwatch_lists_them(
 def test_the_log_viewer_says_when_there_is_nothing(built_lab: Any) -> None:
     view = notebook.function_logs(built_lab, request_id="no-such-request")
     assert str(view) == f"{logs.log_group(built_lab)}: 0 event(s), request no-such-request in the last 1h: none"
+
+
+def test_the_order_form_shows_the_functions_error(broken_lab: Any) -> None:
+    from labkit.widgets import OrderForm
+
+    form = OrderForm(broken_lab, timeout=30)
+
+    trip = form.publish()
+
+    assert trip is not None and trip.outcome == "dlq"
+    assert f"<li>DLQ: {trip.order_id} (KeyError: &#x27;tableName&#x27;)</li>" in form.journey.value
+    assert form.journey.value.count("failed (KeyError: &#x27;tableName&#x27;)</li>") == 3
+    assert re.search(r"<pre[^>]*>KeyError: &#x27;tableName&#x27;", form.journey.value)
