@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 import pytest
@@ -30,6 +31,8 @@ def lambda_handler(event, context):
     return {"batchItemFailures": []}
 """
 BROKEN_LINE = BROKEN.splitlines().index('        table = order["tableName"]') + 1
+# The error in one line: a runtime that logs the traceback adds where it was raised.
+ERROR_LINES = ("KeyError: 'tableName'", f"KeyError: 'tableName' (code.py, line {BROKEN_LINE}, in lambda_handler)")
 
 
 @pytest.fixture
@@ -81,16 +84,16 @@ def test_the_flow_check_fails_on_a_keyerror_handler_with_the_functions_error(bro
     # THEN each receive shows the error, and the check fails naming it
     assert trip.outcome == "dlq"
     assert trip.receive_counts == (1, 2, 3)
-    assert trip.lines()[2] == f"receive 1 by {broken_lab.config.function_name}: failed (KeyError: 'tableName')"
+    assert trip.lines()[2] in [f"receive 1 by {broken_lab.config.function_name}: failed ({e})" for e in ERROR_LINES]
     assert trip.error is not None and (trip.error.error_type, trip.error.message) == ("KeyError", "'tableName'")
     with pytest.raises(ResourceError, match=r"not in .*Orders: the function failed on it with KeyError: 'tableName'"):
         notebook.check_order_stored(broken_lab, order, trip)
 
     # AND the DLQ table gives the message's receives and the last error
     table = observe.dlq_frame(broken_lab)
-    assert table[["orderId", "receives", "last error"]].to_dict("records") == [
-        {"orderId": order["orderId"], "receives": 3, "last error": "KeyError: 'tableName'"}
-    ]
+    (row,) = table.to_dict("records")
+    assert (row["orderId"], row["receives"]) == (order["orderId"], 3)
+    assert row["last error"] in ERROR_LINES
 
     # AND the log viewer shows the order's three invocations as CloudWatch lists them
     view = notebook.function_logs(broken_lab, order_id=order["orderId"])
@@ -100,7 +103,7 @@ def test_the_flow_check_fails_on_a_keyerror_handler_with_the_functions_error(bro
         "END",
         "REPORT",
     ] * 3
-    assert text.count("[ERROR] KeyError: 'tableName'") == 3
+    assert sum(t.startswith("[ERROR] KeyError: 'tableName'") for t in text) == 3
     assert text.count(f"processing {order['orderId']}") == 3
     assert "<th>Timestamp</th>" in view._repr_html_()
 
@@ -162,6 +165,48 @@ def test_the_order_form_shows_the_functions_error(broken_lab: Any) -> None:
     trip = form.publish()
 
     assert trip is not None and trip.outcome == "dlq"
-    assert f"<li>DLQ: {trip.order_id} (KeyError: &#x27;tableName&#x27;)</li>" in form.journey.value
-    assert form.journey.value.count("failed (KeyError: &#x27;tableName&#x27;)</li>") == 3
+    assert f"<li>DLQ: {trip.order_id} (KeyError: &#x27;tableName&#x27;" in form.journey.value
+    assert len(re.findall(r"failed \(KeyError: &#x27;tableName&#x27;[^<]*</li>", form.journey.value)) == 3
     assert re.search(r"<pre[^>]*>KeyError: &#x27;tableName&#x27;", form.journey.value)
+
+
+def test_aws_shaped_log_events_read_back_from_cloudwatch_logs(built_lab: Any) -> None:
+    # GIVEN a failed invocation written to the log group as awslambdaric and Lambda write it
+    request = "5e1f0c2a-1a2b-4697-b07a-ac58fc914c95"
+    nbsp = "\u00a0"
+    error = "\r".join(
+        [
+            "[ERROR] KeyError: 'orderId'",
+            "Traceback (most recent call last):",
+            f'{nbsp * 2}File "/var/task/code.py", line 12, in lambda_handler',
+            f'{nbsp * 4}order_id = order["orderId"]',
+        ]
+    )
+    lines = [
+        f"START RequestId: {request} Version: $LATEST",
+        "processing T-0000AAAA",
+        error,
+        f"END RequestId: {request}",
+        f"REPORT RequestId: {request}\tDuration: 1.23 ms\tBilled Duration: 152 ms\tMemory Size: 128 MB\t"
+        "Max Memory Used: 70 MB\tInit Duration: 150.00 ms",
+    ]
+    client = built_lab.clients("logs")
+    group, stream = logs.log_group(built_lab), "2025/05/03/[$LATEST]0123456789abcdef0123456789abcdef"
+    client.create_log_group(logGroupName=group)
+    client.create_log_stream(logGroupName=group, logStreamName=stream)
+    now = int(time.time() * 1000)
+    client.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now + n, "message": line} for n, line in enumerate(lines)],
+    )
+
+    # WHEN it is read back through the CloudWatch Logs API
+    (invocation,) = logs.invocations(built_lab, since=now / 1000)
+    view = notebook.function_logs(built_lab, order_id="T-0000AAAA")
+
+    # THEN the error, its line and the REPORT figures survive, and the viewer shows the whole block
+    assert invocation.reason() == "KeyError: 'orderId' (code.py, line 12, in lambda_handler)"
+    assert (invocation.duration_ms, invocation.billed_ms, invocation.init_ms) == (1.23, 152, 150.0)
+    assert len(view.events) == 5
+    assert '      order_id = order["orderId"]' in str(view)
