@@ -1,6 +1,7 @@
 """Small helpers the lab's notebooks call: connect, catch up, show the backend and the environment.
 
-The check cell of each step is in `labkit.notebook.checks`; its functions are also here by name.
+The check cell of each step is in `labkit.notebook.checks` (what was built) and `labkit.notebook.behaviour`
+(what the function did); their functions are also here by name.
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ from labkit.config import BACKEND_AWS, BACKEND_ENDPOINT, ENV_ROLE_POLICY, ROLE_P
 from labkit.errors import ConfigError
 from labkit.lab import Lab
 from labkit.lab import connect as _connect
+from labkit.notebook.behaviour import check_invoke, check_order_stored, explain_error
 from labkit.notebook.checks import (
     check_dead_lettered,
     check_function,
-    check_invoke,
-    check_order_stored,
     check_queues,
     check_removed,
     check_role,
@@ -61,6 +61,7 @@ __all__ = [
     "check_trigger",
     "connect",
     "env_check",
+    "explain_error",
     "function_logs",
     "lambda_bill",
     "progress",
