@@ -2,7 +2,7 @@
 
 The shapes follow AWS's samples: the SQS event at
 https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html and the SNS-to-SQS envelope at
-https://docs.aws.amazon.com/sns/latest/dg/sns-message-and-json-formats.html. Use them to invoke the
+https://docs.aws.amazon.com/sns/latest/dg/http-notification-json.html. Use them to invoke the
 deployed function as SQS would (the console's Test button, `lab.invoke`).
 """
 
