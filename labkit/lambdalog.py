@@ -196,12 +196,12 @@ def invocations_of(
     mine = []
     for invocation in found:
         ours = [r for r in invocation.records if (order_id and r.order_id == order_id) or r.message_id in wanted]
-        if ours or (invocation.failed and not invocation.records) or _names(invocation, order_id):
+        if ours or (invocation.failed and not invocation.records) or names_order(invocation, order_id):
             mine.append(invocation)
     return mine
 
 
-def _names(invocation: Invocation, order_id: str | None) -> bool:
+def names_order(invocation: Invocation, order_id: str | None) -> bool:
     """True if a line the handler printed (not a JSON record line) names *order_id*."""
     if not order_id:
         return False

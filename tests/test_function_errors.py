@@ -210,3 +210,23 @@ def test_aws_shaped_log_events_read_back_from_cloudwatch_logs(built_lab: Any) ->
     assert (invocation.duration_ms, invocation.billed_ms, invocation.init_ms) == (1.23, 152, 150.0)
     assert len(view.events) == 5
     assert '      order_id = order["orderId"]' in str(view)
+
+
+def test_the_flow_check_without_a_journey_finds_the_error_in_the_log(broken_lab: Any) -> None:
+    # GIVEN a fresh order the KeyError handler failed on (its printed line names the order)
+    order = events.fresh_order("T")
+    broken_lab.publish_order(order)
+    deadline = time.monotonic() + 20
+    while not logs.invocations_of(logs.invocations(broken_lab, since=time.time() - 60), order["orderId"]):
+        assert time.monotonic() < deadline, "the function never ran"
+        time.sleep(0.2)
+
+    # THEN the check, given only the order, names the function's error
+    with pytest.raises(ResourceError, match=r"not in .*: the function failed on it with KeyError: 'tableName'"):
+        notebook.check_order_stored(broken_lab, order)
+
+
+def test_an_error_without_a_message_or_traceback_reads_cleanly() -> None:
+    assert notebook.explain_error(logs.FunctionError("Sandbox.Timedout", "")) == (
+        "Sandbox.Timedout.\nFix the handler, redeploy it (notebook 04, lab.ensure_function()) and try again."
+    )

@@ -6,6 +6,7 @@ and a failure names the function's error, the line that raised and the traceback
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -14,12 +15,16 @@ from labkit import events, logs, sns
 from labkit.config import PARTITION_KEY
 from labkit.errors import ResourceError
 from labkit.lab import Lab
+from labkit.lambdalog import names_order
 from labkit.notebook.checks import _function_settings, _queue
 from labkit.notebook.display import Note, ok
 
 if TYPE_CHECKING:
     from labkit.journey import Journey
     from labkit.logs import FunctionError
+
+# How far back a check looks in the function's log for an order it was not given the journey of.
+LOOK_BACK_S = 3600.0
 
 
 def check_invoke(lab: Lab, order: Mapping[str, Any] | None = None) -> Note:
@@ -74,11 +79,9 @@ def explain_error(error: FunctionError) -> str:
     if error.frame is not None:
         path, line, function = error.frame
         where = f" in {path.rsplit('/', 1)[-1]}, line {line} ({function})"
-    trace = "\n".join(error.traceback)
-    return (
-        f"{error.error_type}: {error.message}{where}.\n{trace}\n"
-        "Fix the handler, redeploy it (notebook 04, lab.ensure_function()) and try again."
-    ).replace(".\n\n", ".\n")
+    head = f"{error.error_type}: {error.message}" if error.message else error.error_type
+    trace = "".join(f"{line}\n" for line in error.traceback)
+    return f"{head}{where}.\n{trace}Fix the handler, redeploy it (notebook 04, lab.ensure_function()) and try again."
 
 
 def _compare_stored(lab: Lab, order: Mapping[str, Any], journey: Journey | None) -> None:
@@ -102,6 +105,16 @@ def _what_happened(lab: Lab, order_id: str, journey: Journey | None) -> str:
         return f"the function failed on it with {explain_error(journey.error)}"
     if journey is not None and journey.outcome != "stored":
         return f"its journey ended {journey.final_line!r}. Read the function's log: `labkit logs --order {order_id}`."
+    if journey is None:
+        # Without a journey, only invocations whose own lines name the order are its own.
+        named = [
+            i
+            for i in logs.invocations(lab, since=time.time() - LOOK_BACK_S)
+            if any(r.order_id == order_id for r in i.records) or names_order(i, order_id)
+        ]
+        failed = [i for i in named if i.error is not None]
+        if failed:
+            return f"the function failed on it with {explain_error(failed[-1].error)}"
     return (
         "is it still in the queue, or in the DLQ? Look at lab.counts() and the function's log "
         f"(`labkit logs --order {order_id}`)."
