@@ -224,7 +224,8 @@ def track_order(
                 outcome, reason = record.outcome, record.reason
             else:
                 outcome, reason = "failed", invocation.reason()
-            if invocation.error is not None:
+            if invocation.error is not None and record is None:
+                # Unexplained by a line of the handler's own: the error and its traceback say why.
                 last["error"] = invocation.error
             if reason:
                 last["reason"] = reason

@@ -202,6 +202,7 @@ def test_order_form_shows_the_dlq_reason(built_lab: Lab) -> None:
     reason = "quantity must be a whole number from 1 to 1000000 (got 0)"
     assert f"<li>DLQ: {trip.order_id} ({reason})</li>" in form.journey.value
     assert form.journey.value.count("<li>receive ") == 3
+    assert "<pre" not in form.journey.value  # the handler's own reason explains it: no traceback to show
 
 
 def test_order_form_shows_an_error_instead_of_raising(make_lab: Callable[..., Lab]) -> None:
