@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from labkit import logs
+from labkit import logs, sqs
+from labkit.errors import ResourceError
 from labkit.lab import Lab
 from labkit.observe import CountsRecorder, finish
 from labkit.orders import generate_orders
@@ -25,13 +27,19 @@ if TYPE_CHECKING:
 # CloudWatch Logs on AWS can lag the work by several seconds; wait this long for every log line.
 LOG_WAIT_S = 60.0
 LOG_STABLE_READS = 5
+PROGRESS_POLL_S = 0.1
 
 ProgressFactory = Callable[[int, str], contextlib.AbstractContextManager[Callable[[int], None]]]
 
 
 @dataclass(frozen=True)
 class BatchRun:
-    """What one load run at one batch size cost, measured from the function's logs (`records`: orders logged)."""
+    """What one load run at one batch size cost, measured from the function's logs (`records`: orders logged).
+
+    `duration_ms` and `init_ms` add up the REPORT lines' Duration and Init Duration; `billed_ms` their
+    Billed Duration, which AWS rounds up to the millisecond per invocation (init included where AWS
+    bills it): https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html shows such a line.
+    """
 
     batch_size: int
     orders: int
@@ -40,6 +48,14 @@ class BatchRun:
     records: int
     billed_ms: int
     counts: pd.DataFrame = field(compare=False, repr=False)
+    duration_ms: float = 0.0
+    init_ms: float = 0.0
+    order_ids: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def orders_per_second(self) -> float:
+        """Orders processed per second of the drain: what the progress bar's rate shows."""
+        return self.records / self.seconds if self.seconds else 0.0
 
 
 def drain(
@@ -52,32 +68,56 @@ def drain(
     """Publish *orders* with the trigger paused, then resume it at *batch_size* and measure the drain.
 
     Every run so starts from the same backlog (as after an outage), and `seconds` is the time from
-    resuming the trigger until the queue is empty. Invocations and billed time come from the REPORT
-    lines Lambda writes to the function's logs.
+    resuming the trigger until the queue is empty. *on_progress* gets the number of orders processed
+    so far (gone from the queue), from 0 at the resume, so a progress bar shows the processing rate.
+    Invocations, measured and billed time come from the REPORT lines Lambda writes to the logs.
     """
     run_lab = Lab(lab.config.with_(batch_size=batch_size), clients=lab.clients, cloud=lab.cloud)
     _set_trigger(run_lab, enabled=False)
     wanted = {order["orderId"] for order in orders}
+    queue = sqs.get_queue(lab.clients, lab.config.queue_name)
+    if queue is None:
+        raise ResourceError(f"The queue {lab.config.queue_name} does not exist yet: build it first (notebook 03).")
     started = time.time()
     with CountsRecorder(run_lab, interval=0.25, orders=False) as recorder:
         # No depth limit: with the trigger paused the queue must hold the whole backlog.
-        run_lab.publish_orders(orders, max_queue_depth=0, on_progress=on_progress)
+        run_lab.publish_orders(orders, max_queue_depth=0)
         recorder.sample()  # the full backlog
         resumed = time.time()
+        if on_progress:
+            on_progress(0)  # the processing clock starts now, as `seconds` does
         _set_trigger(run_lab, enabled=True)
-        run_lab.wait_until_drained(timeout)
+        _follow(lab, queue.url, len(orders), on_progress, timeout)
+        # Timed where the progress bar stops, so its rate and orders per second are the same figure.
         seconds = time.time() - resumed
+        run_lab.wait_until_drained(timeout)
     records = _records_of(lab, started, wanted)
-    reports = logs.function_reports(lab, started, skew=0)
+    reports = [i for i in logs.invocations(lab, started, skew=0) if i.billed_ms is not None]
     return BatchRun(
         batch_size=batch_size,
         orders=len(orders),
         seconds=round(seconds, 2),
         invocations=len(reports),
         records=len({r.order_id for r in records}),
-        billed_ms=sum(billed for _, _, billed in reports),
+        billed_ms=sum(i.billed_ms or 0 for i in reports),
         counts=recorder.frame,
+        duration_ms=round(sum(i.duration_ms or 0.0 for i in reports), 2),
+        init_ms=round(sum(i.init_ms or 0.0 for i in reports), 2),
+        order_ids=tuple(order["orderId"] for order in orders),
     )
+
+
+def _follow(lab: Lab, queue_url: str, total: int, on_progress: Callable[[int], None] | None, timeout: float) -> None:
+    """Report orders processed (gone from the queue: SQS deletes what the function handled) until none wait."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = sqs.get_queue_counts(lab.clients, queue_url)
+        waiting = counts["visible"] + counts["in_flight"] + counts.get("delayed", 0)
+        if on_progress:
+            on_progress(max(0, total - waiting))
+        if not waiting or time.monotonic() > deadline:
+            return
+        time.sleep(PROGRESS_POLL_S)
 
 
 def _set_trigger(lab: Lab, enabled: bool) -> None:
@@ -111,9 +151,11 @@ def compare(
     here starts from the same full queue, so batch sizes compare on equal terms on any backend.
     """
     runs = []
+    run = uuid.uuid4().hex[:6].upper()
     try:
         for size in batch_sizes:
-            orders = list(generate_orders(n, prefix=f"B{size:02d}"))
+            # Fresh ids per run: orders of an earlier run would come back as duplicates and change the timings.
+            orders = list(generate_orders(n, prefix=f"B{size:02d}-{run}"))
             bar = progress(n, f"batch size {size}") if progress else contextlib.nullcontext(None)
             with bar as on_progress:
                 runs.append(drain(lab, orders, size, on_progress=on_progress))
@@ -123,14 +165,17 @@ def compare(
 
 
 def table(runs: Iterable[BatchRun]) -> pd.DataFrame:
-    """One row per run: batch size, orders, seconds, invocations, orders per invocation, billed milliseconds."""
+    """One row per run: the drain's orders, seconds and orders/s; invocations; measured and billed milliseconds."""
     rows = [
         {
             "batch_size": run.batch_size,
             "orders": run.orders,
             "seconds": run.seconds,
+            "orders_per_s": round(run.orders_per_second, 1),
             "invocations": run.invocations,
             "orders_per_invocation": round(run.records / run.invocations, 1) if run.invocations else None,
+            "duration_ms": round(run.duration_ms, 1),
+            "init_ms": round(run.init_ms, 1),
             "billed_ms": run.billed_ms,
         }
         for run in runs

@@ -86,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     orders = add("orders", cmd_orders, "list the stored orders")
     orders.add_argument("--json", action="store_true", help="print JSON")
 
+    logs = add("logs", cmd_logs, "the function's CloudWatch log events: timestamp and message, oldest first")
+    logs.add_argument("--order", metavar="ID", help="only the invocations of this orderId")
+    logs.add_argument("--request-id", metavar="ID", help="only the invocation with this request id")
+    logs.add_argument("--since", default="1h", metavar="DURATION", help="how far back: 30s, 10m, 2h, 1d (default 1h)")
+
     redrive = add("redrive", cmd_redrive, "move messages from the DLQ back to the order queue")
     redrive.add_argument("--limit", type=int, default=None, help="move at most this many")
 
@@ -149,16 +154,19 @@ def cmd_lab(args: argparse.Namespace) -> int:
     import subprocess
 
     from labkit.localcloud import LocalCloud
+    from labkit.notebook.workspace import working_copy
 
     if not args.notebooks.is_dir():
         raise ConfigError(f"No notebooks folder at {args.notebooks}: run from the repository or pass --notebooks.")
+    folder, _ = working_copy(args.notebooks)
     try:
         cloud = LocalCloud.server(Config.from_env(), port=args.port)
     except OSError as exc:
         raise ConfigError(f"Port {args.port} is taken ({exc.strerror}): is a local cloud running? Use --port.") from exc
     print(f"Local cloud listening on {cloud.endpoint_url}; notebooks reach it through {ENV_ENDPOINT}.", flush=True)
     env = dict(os.environ, **{ENV_ENDPOINT: str(cloud.endpoint_url)})
-    command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={args.notebooks}", *args.jupyter_args]
+    print(f"Opening your copies in {folder} (git-ignored); {args.notebooks} stays as it is.", flush=True)
+    command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={folder}", *args.jupyter_args]
     try:
         return subprocess.call(command, env=env)
     except KeyboardInterrupt:
@@ -243,6 +251,27 @@ def cmd_orders(args: argparse.Namespace) -> int:
         import pandas as pd
 
         print(pd.DataFrame(items).to_string(index=False))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    """Print the function's log events as CloudWatch shows them."""
+    from labkit import logs
+
+    try:
+        since = logs.parse_since(args.since)
+    except ValueError as exc:
+        raise InputError(f"--since: {exc}") from exc
+    lab = _lab()
+    events = logs.select_events(lab, since, order_id=args.order, request_id=args.request_id)
+    if not events:
+        which = " and ".join(
+            filter(None, [args.order and f"order {args.order}", args.request_id and f"request {args.request_id}"])
+        )
+        print(f"no log events in {logs.log_group(lab)} {f'for {which} ' if which else ''}in the last {args.since}")
+        return 0
+    for event in events:
+        print(logs.format_event(event))
     return 0
 
 

@@ -1,18 +1,18 @@
 """Which SQS messages reached the function how often, and how each delivery ended, from its CloudWatch Logs.
 
 The evidence is what AWS records too: the handler's JSON line per record (messageId, outcome,
-receiveCount) between Lambda's START and END lines, and the `[ERROR]` line (or Lambda's timeout
-or exit line) when an invocation failed as a whole. It tells a retry SQS owed (a failed record, a failed invocation) from a needless one.
+receiveCount) between Lambda's START and END lines, and the runtime's `[ERROR]` event (or Lambda's
+timeout line) when an invocation failed as a whole. It tells a retry SQS owed (a failed record, a
+failed invocation) from a needless one.
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from labkit.journey import SUCCESS_OUTCOMES
-from labkit.logs import log_events
+from labkit.logs import log_events, parse_invocations
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
@@ -29,25 +29,15 @@ class Delivery(NamedTuple):
 def deliveries(lab: Lab, since: float | None = None) -> dict[str, list[Delivery]]:
     """Each SQS message's deliveries in receive order, from the function's CloudWatch Logs.
 
-    The handler logs one JSON line per record between Lambda's START and END lines; an `[ERROR]`
-    line in between (an exception, a timeout) means the whole invocation failed, every record with it.
+    The handler logs one JSON line per record between Lambda's START and END lines; the runtime's
+    `[ERROR] <type>: <message>` event in between (an exception) or Lambda's timeout line means the
+    whole invocation failed, every record with it (see `labkit.logs.parse_invocations`).
     """
-    blocks: dict[str, list[Any]] = {}
     seen: dict[str, list[Delivery]] = defaultdict(list)
-    for event in log_events(lab, since):
-        stream, text = event.get("logStreamName", ""), event.get("message", "").strip()
-        if text.startswith("START RequestId:"):
-            blocks[stream] = [False]
-        elif stream in blocks and (text.startswith("[ERROR]") or _platform_failure(text)):
-            blocks[stream][0] = True
-        elif text.startswith("END RequestId:") and stream in blocks:
-            failed, *lines = blocks.pop(stream)
-            for line in lines:
-                seen[line["messageId"]].append(Delivery(line["receiveCount"] or 0, line["outcome"], failed))
-        elif text.startswith("{") and stream in blocks:
-            line = _json_line(text)
-            if line is not None:
-                blocks[stream].append(line)
+    for invocation in parse_invocations(log_events(lab, since)):
+        for record in invocation.records:
+            if isinstance(record.message_id, str):
+                seen[record.message_id].append(Delivery(record.receive_count or 0, record.outcome, invocation.failed))
     return {message_id: sorted(items) for message_id, items in seen.items()}
 
 
@@ -62,19 +52,3 @@ def needless_retries(history: dict[str, list[Delivery]]) -> list[str]:
         for message_id, items in history.items()
         if any(d.outcome in SUCCESS_OUTCOMES and not d.invocation_failed for d in items[:-1])
     ]
-
-
-def _platform_failure(text: str) -> bool:
-    """Lambda's own line for an invocation that timed out or whose runtime exited."""
-    return " Task timed out after " in text or "Error: Runtime exited with error:" in text
-
-
-def _json_line(text: str) -> dict[str, Any] | None:
-    try:
-        line = json.loads(text)
-    except ValueError:
-        return None
-    if isinstance(line, dict) and isinstance(line.get("messageId"), str) and "outcome" in line:
-        count = line.get("receiveCount")
-        return {**line, "receiveCount": count if isinstance(count, int) else 0}
-    return None

@@ -2,7 +2,8 @@
 
 The evidence is what AWS itself records: the function's CloudWatch Logs (the handler writes one JSON
 line per record with orderId, messageId, outcome, reason and receiveCount, after its write to the
-table) and the DLQ's messages. On AWS, log lines arrive a few seconds late; the journey waits for them.
+table; the runtime logs an unhandled error with its traceback) and the DLQ's messages. On AWS, log
+lines arrive a few seconds late; the journey waits for them.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from labkit import functions, sqs
+from labkit import functions, logs, sqs
 from labkit.errors import InputError
-from labkit.logs import CLOCK_SKEW_S, RecordLog, function_log_records
+from labkit.logs import CLOCK_SKEW_S, FunctionError, Invocation
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,6 +50,8 @@ class Journey:
     steps: tuple[Step, ...]
     seconds: float
     receive_counts: tuple[int, ...] = field(default=())
+    error: FunctionError | None = None
+    request_ids: tuple[str, ...] = field(default=())
 
     @property
     def final_line(self) -> str:
@@ -168,6 +171,10 @@ def track_order(
 ) -> Journey:
     """Follow an order until it is stored or in the DLQ, or *timeout* runs out.
 
+    Each receive is an invocation of the function that logged a line for the order or, when the
+    handler raised before it logged one, an invocation since *since* that failed and logged no
+    other message's line (see `logs.invocations_of`); its error names the file and line that raised.
+
     Args:
         lab: the pipeline.
         order_id: the order's orderId (None for a body that is not an order; then give *message_id*).
@@ -180,11 +187,13 @@ def track_order(
     """
     config = lab.config
     if timeout is None:
-        timeout = config.max_receive_count * config.visibility_timeout + TIMEOUT_MARGIN_S
+        timeout = config.max_receive_count * (config.visibility_timeout + config.function_timeout) + TIMEOUT_MARGIN_S
     started = time.monotonic()
     steps: list[Step] = []
-    seen: set[tuple[Any, ...]] = set()
+    seen: set[str] = set()
     counts: list[int] = []
+    request_ids: list[str] = []
+    last: dict[str, Any] = {"reason": None, "error": None}
     label = order_id if order_id is not None else f"message {message_id}"
 
     def add(stage: str, text: str, at: float | None = None) -> None:
@@ -193,37 +202,67 @@ def track_order(
         if on_step:
             on_step(step)
 
-    def take(records: list[RecordLog]) -> None:
-        for record in records:
-            key = (record.message_id, record.receive_count, record.time, record.outcome)
-            if key in seen:
+    def take(found: list[Invocation], message_ids: tuple[str, ...] = ()) -> str | None:
+        """Add a step per new invocation of this order; returns the outcome of a success, if one is seen."""
+        success = None
+        for invocation in logs.invocations_of(found, order_id, message_ids):
+            if invocation.request_id in seen:
                 continue
-            seen.add(key)
+            seen.add(invocation.request_id)
+            request_ids.append(invocation.request_id)
             if not any(s.stage == "in queue" for s in steps):
-                add("in queue", f"in queue {config.queue_name}", record.time)
-            count = record.receive_count or len(counts) + 1
+                add("in queue", f"in queue {config.queue_name}", invocation.start)
+            mine = [
+                r
+                for r in invocation.records
+                if (order_id is not None and r.order_id == order_id) or r.message_id in message_ids
+            ]
+            record = mine[-1] if mine else None
+            count = (record.receive_count if record else None) or len(counts) + 1
             counts.append(count)
-            why = f" ({record.reason})" if record.reason else ""
-            add("received", f"receive {count} by {config.function_name}: {record.outcome}{why}", record.time)
+            if record is not None:
+                outcome, reason = record.outcome, record.reason
+            else:
+                outcome, reason = "failed", invocation.reason()
+            if invocation.error is not None and record is None:
+                # Unexplained by a line of the handler's own: the error and its traceback say why.
+                last["error"] = invocation.error
+            if reason:
+                last["reason"] = reason
+            why = f" ({reason})" if reason else ""
+            if record is not None and invocation.failed and record.outcome in SUCCESS_OUTCOMES:
+                # The write happened, but SQS saw the invocation fail and will deliver the message again.
+                why = f", but the invocation failed ({invocation.reason()})"
+            add("received", f"receive {count} by {config.function_name}: {outcome}{why}", invocation.start)
+            if outcome in SUCCESS_OUTCOMES and success is None:
+                success = outcome
+        return success
 
     def finish(outcome: str, reason: str | None, text: str) -> Journey:
         add(outcome, text)
-        return Journey(order_id, message_id, outcome, reason, tuple(steps), time.monotonic() - started, tuple(counts))
+        return Journey(
+            order_id,
+            message_id,
+            outcome,
+            reason,
+            tuple(steps),
+            time.monotonic() - started,
+            tuple(counts),
+            last["error"],
+            tuple(request_ids),
+        )
 
     if message_id:
         add("published", f"published to {config.topic_name}", since)
     while True:
-        records = function_log_records(lab, since, order_id) if order_id else []
-        take(records)
-        done = next((r for r in records if r.outcome in SUCCESS_OUTCOMES), None)
+        done = take(logs.invocations(lab, since)) if order_id or since is not None else None
         if done is not None:
-            note = "" if done.outcome in ("stored", "updated") else f" (already stored: {done.outcome})"
+            note = "" if done in ("stored", "updated") else f" (already stored: {done})"
             return finish("stored", None, f"stored: {label}{note}")
         dead = find_in_dlq(lab, order_id, message_id, since)
         if dead is not None:
-            lines = function_log_records(lab, since, order_id, (dead["MessageId"],))
-            take(lines)
-            reason = next((r.reason for r in reversed(lines) if r.reason), None) or "no reason in the function's logs"
+            take(logs.invocations(lab, since), (dead["MessageId"],))
+            reason = last["reason"] or "no reason in the function's logs"
             return finish("dlq", reason, f"DLQ: {label} ({reason})")
         if time.monotonic() - started > timeout:
             return finish("pending", None, f"pending: {label} ({_pending_hint(lab, timeout)})")

@@ -1,35 +1,60 @@
-"""The function's CloudWatch Logs: the handler's per-record JSON lines and Lambda's REPORT lines."""
+"""The function's CloudWatch Logs: its events, its invocations (see `labkit.lambdalog`), what the viewer shows.
+
+The parsed forms (`Invocation`, `FunctionError`, `RecordLog`) and the parser live in `labkit.lambdalog`
+and are importable from here too.
+"""
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from labkit.aws import error_code, raise_if_denied
+from labkit.lambdalog import (
+    NO_BREAK_SPACE,
+    REPORT_DURATION,
+    FunctionError,
+    Invocation,
+    RecordLog,
+    error_from_payload,
+    event_lines,
+    format_event,
+    invocations_of,
+    parse_invocations,
+    parse_record,
+    parse_since,
+)
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
 
 # Lambda stamps log events with its own clock; allow for a little skew against this machine's.
 CLOCK_SKEW_S = 1.0
+
+__all__ = [
+    "CLOCK_SKEW_S",
+    "NO_BREAK_SPACE",
+    "FunctionError",
+    "Invocation",
+    "RecordLog",
+    "delete_function_logs",
+    "error_from_payload",
+    "event_lines",
+    "format_event",
+    "function_log_records",
+    "function_reports",
+    "invocations",
+    "invocations_of",
+    "log_events",
+    "log_group",
+    "parse_invocations",
+    "parse_since",
+    "select_events",
+]
+
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-_REPORT = re.compile(r"Duration: ([\d.]+) ms\s+Billed Duration: (\d+) ms")
-
-
-@dataclass(frozen=True)
-class RecordLog:
-    """One JSON log line the handler wrote for one SQS record."""
-
-    time: float
-    order_id: str | None
-    message_id: str | None
-    outcome: str
-    reason: str | None
-    receive_count: int | None
 
 
 def log_group(lab: Lab) -> str:
@@ -58,6 +83,31 @@ def log_events(
     return events
 
 
+def invocations(lab: Lab, since: float | None = None, skew: float = CLOCK_SKEW_S) -> list[Invocation]:
+    """The function's invocations since *since* (epoch seconds, less *skew*), oldest first."""
+    return sorted(parse_invocations(log_events(lab, since, skew=skew)), key=lambda i: i.start)
+
+
+def select_events(
+    lab: Lab, since: float | None = None, order_id: str | None = None, request_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The log events the viewer shows: all since *since*, or the whole blocks of one order or one request.
+
+    An order's blocks are those of `invocations_of`: its record lines, a printed line naming it, or a
+    failure before any record was logged.
+    """
+    events = log_events(lab, since)
+    if order_id is None and request_id is None:
+        return sorted(events, key=lambda e: e.get("timestamp", 0))
+    chosen = parse_invocations(events)
+    if request_id is not None:
+        chosen = [i for i in chosen if i.request_id == request_id]
+    if order_id is not None:
+        chosen = invocations_of(chosen, order_id)
+    picked = [event for invocation in chosen for event in invocation.events]
+    return sorted(picked, key=lambda e: e.get("timestamp", 0))
+
+
 def function_log_records(
     lab: Lab,
     since: float | None = None,
@@ -72,7 +122,7 @@ def function_log_records(
     pattern = "{ " + " || ".join(terms) + " }" if terms and quotable else None
     records = []
     for event in log_events(lab, since, pattern, skew):
-        record = _parse_record(event)
+        record = parse_record(event)
         if record is None:
             continue
         if (order_id or message_ids) and record.order_id != order_id and record.message_id not in message_ids:
@@ -81,34 +131,13 @@ def function_log_records(
     return sorted(records, key=lambda r: (r.time, r.receive_count or 0))
 
 
-def _parse_record(event: dict[str, Any]) -> RecordLog | None:
-    message = event.get("message", "").strip()
-    if not message.startswith("{"):
-        return None
-    try:
-        line = json.loads(message)
-    except ValueError:
-        return None
-    if not isinstance(line, dict) or "outcome" not in line:
-        return None
-    count = line.get("receiveCount")
-    return RecordLog(
-        time=event["timestamp"] / 1000,
-        order_id=line.get("orderId"),
-        message_id=line.get("messageId"),
-        outcome=str(line["outcome"]),
-        reason=line.get("reason"),
-        receive_count=count if isinstance(count, int) else None,
-    )
-
-
 def function_reports(
     lab: Lab, since: float | None = None, skew: float = CLOCK_SKEW_S
 ) -> list[tuple[float, float, int]]:
     """The REPORT line of each invocation since *since* (less *skew*): (time, duration ms, billed duration ms)."""
     reports = []
     for event in log_events(lab, since, "REPORT", skew):
-        match = _REPORT.search(event.get("message", ""))
+        match = REPORT_DURATION.search(event.get("message", ""))
         if match:
             reports.append((event["timestamp"] / 1000, float(match.group(1)), int(match.group(2))))
     return reports

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from labkit import dynamodb, logs, sqs
-from labkit.journey import Journey, decode_body, scan_dlq
+from labkit.journey import TIMEOUT_MARGIN_S, Journey, decode_body, scan_dlq
 from labkit.lab import Lab
 
 if TYPE_CHECKING:
@@ -203,19 +203,35 @@ def counts_chart(
 
 
 def dlq_frame(lab: Lab) -> pd.DataFrame:
-    """The DLQ's messages (left in place): orderId, why the function refused it, how often it tried, the order."""
+    """The DLQ's messages (left in place): orderId, how often the function received it, its last error, the order.
+
+    The receives are the function's invocations that logged a line for the message, or that failed
+    before logging any record while the message was being retried: from when it was sent until its
+    retries ran out (maxReceiveCount times the visibility timeout plus the function's timeout).
+    """
+    config = lab.config
     messages = scan_dlq(lab)
-    records = logs.function_log_records(lab, message_ids=tuple(m["MessageId"] for m in messages))
+    sent = {m["MessageId"]: int(m.get("Attributes", {}).get("SentTimestamp", "0")) / 1000 for m in messages}
+    found = logs.invocations(lab, since=min(sent.values())) if sent else []
+    span = config.max_receive_count * (config.visibility_timeout + config.function_timeout) + TIMEOUT_MARGIN_S
     rows = []
     for message in messages:
         order, _ = decode_body(message["Body"])
-        mine = [r for r in records if r.message_id == message["MessageId"]]
+        order_id = order.get("orderId") if isinstance(order, dict) else None
+        at = sent[message["MessageId"]]
+        window = [i for i in found if at - logs.CLOCK_SKEW_S <= i.start <= at + span]
+        mine = logs.invocations_of(window, order_id if isinstance(order_id, str) else None, (message["MessageId"],))
+        reasons, counts = [], []
+        for invocation in mine:
+            records = [r for r in invocation.records if r.message_id == message["MessageId"]]
+            counts.extend(r.receive_count or 0 for r in records)
+            reasons.append(next((r.reason for r in records if r.reason), None) or invocation.reason())
         rows.append(
             {
-                "orderId": order.get("orderId") if isinstance(order, dict) else None,
-                "reason": next((r.reason for r in reversed(mine) if r.reason), None),
-                "receives": max((r.receive_count or 0 for r in mine), default=0),
+                "orderId": order_id,
+                "receives": max([len(mine), *counts]),
+                "last error": next((r for r in reversed(reasons) if r), None),
                 "order": json.dumps(order, ensure_ascii=False) if isinstance(order, dict) else str(order),
             }
         )
-    return pd.DataFrame(rows, columns=["orderId", "reason", "receives", "order"])
+    return pd.DataFrame(rows, columns=["orderId", "receives", "last error", "order"])

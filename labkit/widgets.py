@@ -20,6 +20,7 @@ from labkit.orders import ITEMS, SAMPLE_ORDER, STATUSES, make_order
 
 FORM_CLASS = "labkit-order-form"
 JOURNEY_CLASS = "labkit-journey"
+TEXT_FALLBACK = "Order form (userId, item, quantity, status, Publish): run this cell to use it."
 
 
 class OrderForm:
@@ -64,7 +65,15 @@ class OrderForm:
         self.button.on_click(lambda _button: self.publish())
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.box._repr_mimebundle_(**kwargs)
+        # The text/plain part is what a saved notebook shows once the widget's state is gone
+        # (reopened, viewed on GitHub): a sentence, not the widget's `VBox(children=...)` repr.
+        bundle = self.box._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):
+            bundle["text/plain"] = TEXT_FALLBACK
+        return bundle
+
+    def __repr__(self) -> str:
+        return TEXT_FALLBACK
 
     def order(self) -> dict[str, Any]:
         """The order the fields describe, with a fresh orderId and the current time."""
@@ -85,6 +94,9 @@ class OrderForm:
 
         try:
             self.last_journey = publish_and_track(self.lab, order, timeout=self.timeout, on_step=show)
+            if self.last_journey.error is not None and self.last_journey.outcome != "stored":
+                # The runtime's error with its traceback: the file and line of the handler that raised.
+                self.journey.value = _render(lines, title, str(self.last_journey.error))
         except (LabkitError, ClientError, BotoCoreError) as exc:
             # A button has no cell to raise into: the error is shown where the journey would be.
             lines.append(f"error: {exc}")
@@ -95,9 +107,12 @@ class OrderForm:
         return self.last_journey
 
 
-def _render(lines: list[str], title: str) -> str:
+def _render(lines: list[str], title: str, error: str | None = None) -> str:
     items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    detail = (
+        f'<pre style="margin:0.3em 0 0 0;white-space:pre-wrap;color:#b00">{html.escape(error)}</pre>' if error else ""
+    )
     return (
         f'<div role="status" aria-live="polite"><b>{html.escape(title)}</b>'
-        f'<ol style="margin:0.2em 0 0 0">{items}</ol></div>'
+        f'<ol style="margin:0.2em 0 0 0">{items}</ol>{detail}</div>'
     )

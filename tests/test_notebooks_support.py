@@ -4,6 +4,7 @@ import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -55,6 +56,7 @@ def built_lab(make_lab: Callable[..., Lab]) -> Lab:
 
 
 _PREFIXES = itertools.count(1)
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def fix_quantity(order: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +98,7 @@ def test_journey_of_a_bad_order_ends_in_the_dlq_with_the_reason(built_lab: Lab) 
     # AND the DLQ table says why and how often, without consuming the message
     table = observe.dlq_frame(built_lab)
     assert table.to_dict("records") == [
-        {"orderId": "BAD-0001", "reason": QUANTITY_REASON, "receives": 3, "order": json.dumps(BAD_ORDER)}
+        {"orderId": "BAD-0001", "receives": 3, "last error": QUANTITY_REASON, "order": json.dumps(BAD_ORDER)}
     ]
     assert built_lab.counts()["dlq_visible"] == 1
 
@@ -200,6 +202,7 @@ def test_order_form_shows_the_dlq_reason(built_lab: Lab) -> None:
     reason = "quantity must be a whole number from 1 to 1000000 (got 0)"
     assert f"<li>DLQ: {trip.order_id} ({reason})</li>" in form.journey.value
     assert form.journey.value.count("<li>receive ") == 3
+    assert "<pre" not in form.journey.value  # the handler's own reason explains it: no traceback to show
 
 
 def test_order_form_shows_an_error_instead_of_raising(make_lab: Callable[..., Lab]) -> None:
@@ -264,13 +267,28 @@ def test_backlog_compare_measures_batch_sizes_and_restores_the_trigger(built_lab
 # The notebook helpers and the checks of each step.
 def test_catch_up_builds_only_the_earlier_steps(make_lab: Callable[..., Lab]) -> None:
     lab = make_lab()
+    c = lab.config
+    legend = "(found: it was there already; built: just now):"
     assert notebook.catch_up(lab, step=1) == "Step 1 needs nothing built before it."
-    assert notebook.catch_up(lab, step=2) == "Step 1 is in place (table)."
-    assert notebook.catch_up(lab, step=3) == "Steps 1-2 are in place (table, topic)."
+    assert notebook.catch_up(lab, step=2) == f"Step 1 in place {legend}\n  built  table {c.table_name}"
+    assert notebook.catch_up(lab, step=3).splitlines()[1:] == [
+        f"  found  table {c.table_name}",
+        f"  built  topic {c.topic_name}",
+    ]
     assert notebook.check_topic(lab) == f"✓ topic {lab.config.topic_name}: standard"
     assert lab.counts()["queue_visible"] is None
-    assert notebook.catch_up(lab, step=8).startswith("Steps 1-4 are in place")
-    c = lab.config
+    lab.ensure_queues()  # step 3 built elsewhere (the console, another notebook): found, not built
+    assert notebook.catch_up(lab, step=8).splitlines() == [
+        f"Steps 1-4 in place {legend}",
+        f"  found  table {c.table_name}",
+        f"  found  topic {c.topic_name}",
+        f"  found  queue {c.dlq_name}",
+        f"  found  queue {c.queue_name}",
+        f"  found  subscription {c.topic_name} -> {c.queue_name}",
+        f"  built  role {c.role_name}",
+        f"  built  function {c.function_name}",
+        f"  built  trigger {c.queue_name} -> {c.function_name}",
+    ]
     assert (
         pretty(notebook.check_trigger(lab)) == f"✓ trigger {c.queue_name} -> {c.function_name}: enabled, batch size 1"
     )
@@ -414,11 +432,37 @@ def test_show_backend_warns_about_cost_on_aws() -> None:
     assert "inside this kernel" in notebook.show_backend(Lab(Config()))
 
 
-def test_progress_bar_follows_the_published_count(capsys: pytest.CaptureFixture[str]) -> None:
-    with notebook.progress(30, "orders") as on_progress:
-        on_progress(10)
-        on_progress(30)
-    assert "30/30" in capsys.readouterr().err
+def test_progress_bar_counts_and_leaves_its_final_rate_as_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit.notebook import progressbar
+
+    clock = iter([100.0, 101.0, 102.0])
+    monkeypatch.setattr(progressbar.time, "monotonic", lambda: next(clock))
+    bar = notebook.ProgressBar(30, "batch size 1")
+
+    for done in (0, 10, 30):
+        bar.update(done)
+
+    assert bar.rate == 15.0  # 30 orders in the 2 s since the first update
+    assert bar.bar.value == 30
+    bundle = bar._repr_mimebundle_()
+    assert bundle["text/plain"] == "batch size 1: 30/30 orders, 15.0 orders/s"
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+def test_widgets_save_a_sentence_as_their_text_never_a_box_repr(built_lab: Lab) -> None:
+    form = OrderForm(built_lab)
+    bundle = form._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/plain"].startswith("Order form (userId, item, quantity, status, Publish)")
+    # What the saved notebooks show once the widgets' state is gone (reopened, on GitHub).
+    saved = [
+        output["data"]["text/plain"]
+        for path in sorted(NOTEBOOKS.glob("*.ipynb"))
+        for cell in json.loads(path.read_text())["cells"]
+        for output in cell.get("outputs", [])
+        if "application/vnd.jupyter.widget-view+json" in output.get("data", {})
+    ]
+    assert saved and not [text for text in saved if "Box(" in "".join(text)]
 
 
 def test_notes_and_code_display_as_they_are() -> None:

@@ -1,27 +1,29 @@
 """Small helpers the lab's notebooks call: connect, catch up, show the backend and the environment.
 
-The check cell of each step is in `labkit.notebook.checks`; its functions are also here by name.
+The check cell of each step is in `labkit.notebook.checks` (what was built) and `labkit.notebook.behaviour`
+(what the function did); their functions are also here by name.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
+from labkit import functions, sns, sqs
+from labkit.aws import error_code
 from labkit.config import BACKEND_AWS, BACKEND_ENDPOINT, ENV_ROLE_POLICY, ROLE_POLICY_LEAST
 from labkit.errors import ConfigError
 from labkit.lab import Lab
 from labkit.lab import connect as _connect
+from labkit.notebook.behaviour import check_invoke, check_order_stored, explain_error
 from labkit.notebook.checks import (
     check_dead_lettered,
     check_function,
-    check_order_stored,
     check_queues,
     check_removed,
     check_role,
@@ -32,15 +34,23 @@ from labkit.notebook.checks import (
     require_passed,
 )
 from labkit.notebook.display import Note, ok, show_code, show_json
+from labkit.notebook.fresh import start_clean
+from labkit.notebook.logview import LogView, function_logs
+from labkit.notebook.progressbar import ProgressBar, progress
+from labkit.notebook.scale import batch_summary, lambda_bill, run_orders
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "LogView",
     "Note",
+    "ProgressBar",
+    "batch_summary",
     "catch_up",
     "check_dead_lettered",
     "check_function",
+    "check_invoke",
     "check_order_stored",
     "check_queues",
     "check_removed",
@@ -51,11 +61,16 @@ __all__ = [
     "check_trigger",
     "connect",
     "env_check",
+    "explain_error",
+    "function_logs",
+    "lambda_bill",
     "progress",
     "require_passed",
+    "run_orders",
     "show_backend",
     "show_code",
     "show_json",
+    "start_clean",
     "versions",
 ]
 
@@ -74,14 +89,67 @@ def connect(**overrides: Any) -> Lab:
 
 
 def catch_up(lab: Lab, step: int) -> Note:
-    """Build every step before *step* (idempotent: what exists is kept); returns one line saying what stands."""
+    """Build every step before *step* (idempotent: what exists is kept); says per resource "built" or "found"."""
     through = min(step - 1, 4)
     if through < 1:
         return Note(f"Step {step} needs nothing built before it.")
+    before = {label: exists() for label, exists in _resources(lab, through)}
     lab.up(through=through)
-    built = ", ".join(STEPS[n] for n in range(1, through + 1))
-    steps = "Step 1 is" if through == 1 else f"Steps 1-{through} are"
-    return Note(f"{steps} in place ({built}).")
+    steps = "Step 1" if through == 1 else f"Steps 1-{through}"
+    lines = [f"  {'found' if before[label] else 'built'}  {label}" for label in before]
+    return Note(f"{steps} in place (found: it was there already; built: just now):\n" + "\n".join(lines))
+
+
+def _resources(lab: Lab, through: int) -> list[tuple[str, Callable[[], bool]]]:
+    """(label, does it exist?) for each resource of steps 1 to *through*, in build order."""
+    config, clients = lab.config, lab.clients
+
+    def table() -> bool:
+        try:
+            clients("dynamodb").describe_table(TableName=config.table_name)
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return False
+            raise
+        return True
+
+    def subscription() -> bool:
+        topic, queue = sns.get_topic_arn(config, clients), sqs.get_queue(clients, config.queue_name)
+        return bool(topic and queue and sns.find_subscription(clients, topic, queue.arn))
+
+    def role() -> bool:
+        try:
+            clients("iam").get_role(RoleName=config.role_name)
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchEntity":
+                return False
+            raise
+        return True
+
+    def function() -> bool:
+        try:
+            clients("lambda").get_function(FunctionName=config.function_name)
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return False
+            raise
+        return True
+
+    def trigger() -> bool:
+        queue = sqs.get_queue(clients, config.queue_name)
+        return bool(queue and function() and functions.find_mapping(clients, config.function_name, queue.arn))
+
+    found: list[tuple[int, str, Callable[[], bool]]] = [
+        (1, f"table {config.table_name}", table),
+        (2, f"topic {config.topic_name}", lambda: sns.get_topic_arn(config, clients) is not None),
+        (3, f"queue {config.dlq_name}", lambda: sqs.get_queue(clients, config.dlq_name) is not None),
+        (3, f"queue {config.queue_name}", lambda: sqs.get_queue(clients, config.queue_name) is not None),
+        (3, f"subscription {config.topic_name} -> {config.queue_name}", subscription),
+        (4, f"role {config.role_name}", role),
+        (4, f"function {config.function_name}", function),
+        (4, f"trigger {config.queue_name} -> {config.function_name}", trigger),
+    ]
+    return [(label, exists) for step, label, exists in found if step <= through]
 
 
 def show_backend(lab: Lab) -> Note:
@@ -137,12 +205,3 @@ def versions() -> pd.DataFrame:
     rows = [{"package": "python", "version": sys.version.split()[0]}]
     rows += [{"package": name, "version": importlib.metadata.version(name)} for name in PACKAGES]
     return pd.DataFrame(rows).set_index("package")
-
-
-@contextlib.contextmanager
-def progress(total: int, description: str) -> Iterator[Callable[[int], None]]:
-    """A `tqdm.auto` progress bar; yields the callback `lab.publish_orders(on_progress=...)` takes."""
-    from tqdm.auto import tqdm
-
-    with tqdm(total=total, desc=description, unit="order") as bar:
-        yield lambda done: bar.update(done - bar.n)

@@ -9,8 +9,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -208,32 +207,6 @@ def check_trigger(lab: Lab) -> Note:
     if mapping["BatchSize"] != config.batch_size:
         raise ResourceError(f"The trigger's batch size is {mapping['BatchSize']}; the lab uses {config.batch_size}.")
     return ok(f"trigger {queue.name} -> {settings['FunctionName']}: enabled, batch size {mapping['BatchSize']}")
-
-
-def check_order_stored(lab: Lab, order: Mapping[str, Any]) -> Note:
-    """Step 5: the table holds *order*, field for field (the timestamp as the same instant)."""
-    order_id = order["orderId"]
-    item = lab.get_order(order_id)
-    if item is None:
-        raise ResourceError(
-            f"Order {order_id} is not in {lab.config.table_name}: is it still in the queue, or in the DLQ? "
-            "Look at lab.counts() and the function's logs."
-        )
-    wrong = [
-        f"{key} is {item.get(key)!r}, expected {value!r}"
-        for key, value in order.items()
-        if not (key == "timestamp" and _same_instant(item.get(key), value)) and item.get(key) != value
-    ]
-    if wrong:
-        raise ResourceError(f"Order {order_id} is stored, but " + "; ".join(wrong) + ".")
-    return ok(f"order {order_id} is stored in {lab.config.table_name} with every field as published")
-
-
-def _same_instant(stored: Any, sent: Any) -> bool:
-    try:
-        return datetime.fromisoformat(str(stored)) == datetime.fromisoformat(str(sent))
-    except ValueError:
-        return False
 
 
 def check_removed(lab: Lab) -> Note:

@@ -1,0 +1,273 @@
+"""Reading the function's log as AWS writes it: START..END blocks, the runtime's error event, REPORT lines.
+
+The literal lines below have the shapes AWS documents for Python functions:
+https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html (START, END and REPORT lines, with
+Init Duration on a cold start) and https://docs.aws.amazon.com/lambda/latest/dg/python-exceptions.html
+(the `[ERROR] <type>: <message>` event followed by the traceback). awslambdaric writes that error as one
+event whose lines are joined by "\\r" and whose traceback is indented with no-break spaces.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from labkit import logs
+
+REQUEST = "8f507cfc-1a2b-4697-b07a-ac58fc914c95"
+OTHER = "c0ffee00-1a2b-4697-b07a-ac58fc914c95"
+STREAM = "2025/05/03/[$LATEST]3893a1b27fac4485b47bb75b671a283c"
+NBSP = "\u00a0"
+WARNING = (
+    "LAMBDA_WARNING: Unhandled exception. The most likely cause is an issue in the function code. However, in "
+    "rare cases, a Lambda runtime update can cause unexpected function behavior."
+)
+# As awslambdaric's StandardLogSink writes it: one event, "\r" between lines, traceback indented with U+00A0.
+AWSLAMBDARIC_ERROR = "\r".join(
+    [
+        "[ERROR] KeyError: 'orderId'",
+        "Traceback (most recent call last):",
+        f'{NBSP * 2}File "/var/task/code.py", line 12, in lambda_handler',
+        f'{NBSP * 4}order_id = order["orderId"]',
+    ]
+)
+REPORT = (
+    f"REPORT RequestId: {REQUEST}\tDuration: 1.23 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB\t"
+    "Max Memory Used: 70 MB\tInit Duration: 150.00 ms\t"
+)
+
+
+def event(at_ms: int, message: str, stream: str = STREAM) -> dict[str, Any]:
+    return {"timestamp": at_ms, "message": message + "\n", "logStreamName": stream}
+
+
+def record_line(order_id: str, outcome: str = "stored", reason: str | None = None) -> str:
+    reason_json = "null" if reason is None else f'"{reason}"'
+    return (
+        f'{{"orderId": "{order_id}", "messageId": "m-{order_id}", "outcome": "{outcome}", '
+        f'"reason": {reason_json}, "receiveCount": 1}}'
+    )
+
+
+def test_an_awslambdaric_error_event_gives_type_message_and_the_students_line() -> None:
+    # GIVEN a failed invocation exactly as AWS's runtime logs it
+    events = [
+        event(1000, f"START RequestId: {REQUEST} Version: $LATEST"),
+        event(1001, WARNING),
+        event(1002, AWSLAMBDARIC_ERROR),
+        event(1003, f"END RequestId: {REQUEST}"),
+        event(1003, REPORT),
+    ]
+
+    # WHEN it is parsed
+    (invocation,) = logs.parse_invocations(events)
+
+    # THEN the error, its traceback and the REPORT figures are all there
+    assert invocation.request_id == REQUEST
+    assert invocation.failed
+    assert invocation.error is not None
+    assert (invocation.error.error_type, invocation.error.message) == ("KeyError", "'orderId'")
+    assert invocation.error.frame == ("/var/task/code.py", 12, "lambda_handler")
+    assert invocation.error.traceback[-1] == '    order_id = order["orderId"]'
+    assert invocation.reason() == "KeyError: 'orderId' (code.py, line 12, in lambda_handler)"
+    assert (invocation.duration_ms, invocation.billed_ms) == (1.23, 2)
+    assert (invocation.memory_mb, invocation.max_memory_mb, invocation.init_ms) == (128, 70, 150.0)
+    assert len(invocation.events) == 5
+
+
+def test_the_same_error_written_one_line_per_event_parses_the_same() -> None:
+    # GIVEN the error written line by line ("\n" or separate events), as older runtimes and the local one do
+    lines = AWSLAMBDARIC_ERROR.replace(NBSP, " ").split("\r")
+    events = [
+        event(1000, f"START RequestId: {REQUEST} Version: $LATEST"),
+        *(event(1001, line) for line in lines),
+        event(1002, f"END RequestId: {REQUEST}"),
+        event(1002, f"REPORT RequestId: {REQUEST}\tDuration: 1.23 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB"),
+    ]
+    joined = [*events[:1], event(1001, "\n".join(lines)), *events[-2:]]
+
+    # WHEN both are parsed
+    (one_per_event,) = logs.parse_invocations(events)
+    (joined_by_newline,) = logs.parse_invocations(joined)
+
+    # THEN both give the error of the awslambdaric event
+    for invocation in (one_per_event, joined_by_newline):
+        assert invocation.error == logs.FunctionError(
+            "KeyError",
+            "'orderId'",
+            (
+                "Traceback (most recent call last):",
+                '  File "/var/task/code.py", line 12, in lambda_handler',
+                '    order_id = order["orderId"]',
+            ),
+        )
+        assert invocation.memory_mb == 128 and invocation.max_memory_mb is None and invocation.init_ms is None
+
+
+def test_an_error_without_a_traceback_still_names_the_error() -> None:
+    (invocation,) = logs.parse_invocations(
+        [
+            event(1000, f"START RequestId: {REQUEST} Version: $LATEST"),
+            event(1001, "[ERROR] KeyError: 'orderId'"),
+            event(1002, f"END RequestId: {REQUEST}"),
+        ]
+    )
+
+    assert invocation.error == logs.FunctionError("KeyError", "'orderId'")
+    assert invocation.error.frame is None
+    assert invocation.reason() == "KeyError: 'orderId'"
+    assert invocation.duration_ms is None  # no REPORT line (yet): nothing is made up
+
+
+def test_a_timeout_line_marks_its_request_failed() -> None:
+    # GIVEN Lambda's timeout line, which names the request and comes after the block
+    events = [
+        event(1000, f"START RequestId: {REQUEST} Version: $LATEST"),
+        event(4000, f"END RequestId: {REQUEST}"),
+        event(4000, f"2025-05-03T12:00:03.012Z {REQUEST} Task timed out after 3.00 seconds"),
+        event(
+            4000, f"REPORT RequestId: {REQUEST}\tDuration: 3000.00 ms\tBilled Duration: 3000 ms\tMemory Size: 128 MB"
+        ),
+    ]
+
+    (invocation,) = logs.parse_invocations(events)
+
+    assert invocation.failed and invocation.error is None
+    assert invocation.timed_out_after == 3.0
+    assert invocation.reason() == "Task timed out after 3.00 seconds"
+    assert invocation.billed_ms == 3000
+
+
+@pytest.mark.parametrize(
+    ("reason", "error_type"),
+    [("exit status 1", "Runtime.ExitError"), ("signal: killed", "Runtime.OutOfMemory")],
+)
+def test_a_runtime_exit_marks_its_request_failed(reason: str, error_type: str) -> None:
+    """Lambda's lines when the process ended: https://repost.aws/knowledge-center/lambda-runtime-error"""
+    events = [
+        event(1000, f"START RequestId: {REQUEST} Version: $LATEST"),
+        event(1500, f"RequestId: {REQUEST} Error: Runtime exited with error: {reason}"),
+        event(1500, error_type),
+        event(1500, f"END RequestId: {REQUEST}"),
+        event(1500, REPORT),
+    ]
+
+    (invocation,) = logs.parse_invocations(events)
+
+    assert invocation.failed and invocation.error is not None
+    assert invocation.error.error_type == error_type
+    assert invocation.reason() == f"{error_type}: RequestId: {REQUEST} Error: Runtime exited with error: {reason}"
+
+
+def test_logging_error_records_and_handler_lines_are_not_the_runtimes_error() -> None:
+    # GIVEN a handler that logs with logging.error (a tab after [ERROR]) and prints its JSON line, and succeeds
+    (invocation,) = logs.parse_invocations(
+        [
+            event(1000, f"START RequestId: {REQUEST} Version: $LATEST"),
+            event(1001, f"[ERROR]\t2025-05-03T12:00:00.001Z\t{REQUEST}\ttable is slow"),
+            event(1001, record_line("01234")),
+            event(1002, f"END RequestId: {REQUEST}"),
+            event(1002, REPORT),
+        ]
+    )
+
+    assert invocation.error is None and not invocation.failed
+    assert [(r.order_id, r.outcome) for r in invocation.records] == [("01234", "stored")]
+
+
+def test_blocks_are_kept_apart_per_stream_and_a_cut_block_is_left_out() -> None:
+    # GIVEN two execution environments writing at the same time, and the tail of a block that began earlier
+    other_stream = STREAM.replace("3893", "7777")
+    events = [
+        event(900, record_line("EARLIER")),  # its START is before the window
+        event(900, f"END RequestId: {OTHER}"),
+        event(1000, f"START RequestId: {REQUEST} Version: $LATEST"),
+        event(1000, f"START RequestId: {OTHER} Version: $LATEST", other_stream),
+        event(1001, record_line("A-1")),
+        event(1001, record_line("B-1", "invalid", "quantity is missing"), other_stream),
+        event(1002, f"END RequestId: {OTHER}", other_stream),
+        event(1002, f"END RequestId: {REQUEST}"),
+    ]
+
+    parsed = {i.request_id: i for i in logs.parse_invocations(events)}
+
+    assert set(parsed) == {REQUEST, OTHER}
+    assert [r.order_id for r in parsed[REQUEST].records] == ["A-1"]
+    assert [(r.order_id, r.reason) for r in parsed[OTHER].records] == [("B-1", "quantity is missing")]
+    assert all(r.order_id != "EARLIER" for i in parsed.values() for r in i.records)
+
+
+def test_invocations_of_an_order_include_failures_that_logged_no_record() -> None:
+    failed = logs.parse_invocations(
+        [event(1000, f"START RequestId: {REQUEST} Version: $LATEST"), event(1001, AWSLAMBDARIC_ERROR)]
+    )
+    stored_other = logs.parse_invocations(
+        [event(2000, f"START RequestId: {OTHER} Version: $LATEST"), event(2001, record_line("OTHER"))]
+    )
+
+    mine = logs.invocations_of([*failed, *stored_other], order_id="T-1")
+
+    assert [i.request_id for i in mine] == [REQUEST]
+
+
+def test_format_event_shows_timestamp_and_message_with_its_lines_indented() -> None:
+    text = logs.format_event(event(1746273600123, AWSLAMBDARIC_ERROR))
+
+    lines = text.splitlines()
+    assert lines[0] == "2025-05-03T12:00:00.123Z  [ERROR] KeyError: 'orderId'"
+    assert lines[2] == " " * 26 + '  File "/var/task/code.py", line 12, in lambda_handler'
+    assert NBSP not in text and "\r" not in text
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("10m", 600), ("2h", 7200), ("1d", 86400), ("1w", 604800)])
+def test_since_takes_the_aws_cli_durations(text: str, seconds: int) -> None:
+    assert logs.parse_since(text, now=1_000_000.0) == 1_000_000.0 - seconds
+
+
+@pytest.mark.parametrize("text", ["", "10", "ten minutes", "-5m", "5x"])
+def test_since_refuses_what_is_not_a_duration(text: str) -> None:
+    with pytest.raises(ValueError, match="not a duration"):
+        logs.parse_since(text)
+
+
+def test_deliveries_count_a_timed_out_or_raising_invocation_as_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit import deliveries
+
+    # GIVEN one message stored in an invocation that then timed out (the timeout line comes after END),
+    # delivered again and found a duplicate; and one message whose invocation raised
+    timed_out = "a1b2c3d4-0000-4000-8000-000000000001"
+    again = "a1b2c3d4-0000-4000-8000-000000000002"
+    raised = "a1b2c3d4-0000-4000-8000-000000000003"
+    stored = '{"orderId": "A", "messageId": "m-A", "outcome": "stored", "reason": null, "receiveCount": 1}'
+    duplicate = '{"orderId": "A", "messageId": "m-A", "outcome": "duplicate", "reason": null, "receiveCount": 2}'
+    invalid = (
+        '{"orderId": "B", "messageId": "m-B", "outcome": "invalid", "reason": "quantity is missing", "receiveCount": 1}'
+    )
+    events = [
+        event(1000, f"START RequestId: {timed_out} Version: $LATEST"),
+        event(1001, stored),
+        event(4000, f"END RequestId: {timed_out}"),
+        event(4000, f"2025-05-03T12:00:04.000Z {timed_out} Task timed out after 3.00 seconds"),
+        event(5000, f"START RequestId: {again} Version: $LATEST"),
+        event(5001, duplicate),
+        event(5002, f"END RequestId: {again}"),
+        event(6000, f"START RequestId: {raised} Version: $LATEST", STREAM + "b"),
+        event(6001, invalid, STREAM + "b"),
+        event(6001, WARNING, STREAM + "b"),
+        event(
+            6002, AWSLAMBDARIC_ERROR.replace("KeyError: 'orderId'", "BatchFailed: all 1 record(s) failed"), STREAM + "b"
+        ),
+        event(6003, f"END RequestId: {raised}", STREAM + "b"),
+    ]
+    monkeypatch.setattr(deliveries, "log_events", lambda lab, since=None: events)
+
+    # WHEN the deliveries are read
+    history = deliveries.deliveries(None, None)  # type: ignore[arg-type]
+
+    # THEN the retry after the timeout was owed, not needless
+    assert history == {
+        "m-A": [deliveries.Delivery(1, "stored", True), deliveries.Delivery(2, "duplicate", False)],
+        "m-B": [deliveries.Delivery(1, "invalid", True)],
+    }
+    assert deliveries.needless_retries(history) == []

@@ -1,0 +1,41 @@
+"""Notebook 06's steps give the same result whether or not earlier runs left messages behind."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import labkit
+from labkit import events, journey, notebook, observe
+
+
+def fix_quantity(order: dict[str, Any]) -> dict[str, Any]:
+    order["quantity"] = int(order["quantity"])
+    return order
+
+
+def test_a_run_after_leftovers_shows_and_redrives_its_own_message_only(built_lab: Any) -> None:
+    # GIVEN an earlier run's bad order in the DLQ and another still being retried in the queue
+    first = journey.publish_and_track(built_lab, labkit.sample_order(orderId="OLD-1", quantity="2"), timeout=30)
+    assert first.outcome == "dlq"
+    built_lab.publish_order(labkit.MALFORMED_BODY)
+
+    # WHEN the notebook starts clean and sends its own bad order
+    note = notebook.start_clean(built_lab, timeout=60)
+    bad = labkit.sample_order(orderId=events.new_order_id("BAD"), quantity="2")
+    trip = journey.publish_and_track(built_lab, bad, timeout=30)
+
+    # THEN it said what it removed, and the DLQ table, the check and the redrive see this run's message only
+    c = built_lab.config
+    assert note == (
+        f"{c.queue_name} is empty; deleted 2 message(s) that earlier runs left in {c.dlq_name}, "
+        "so this notebook shows its own messages only."
+    )
+    assert notebook.check_dead_lettered(built_lab, trip)
+    assert list(observe.dlq_frame(built_lab)["orderId"]) == [bad["orderId"]]
+    since = time.time()
+    assert built_lab.redrive(transform=journey.fix_orders(fix_quantity)) == 1
+    assert journey.track_order(built_lab, bad["orderId"], since=since, timeout=10).outcome == "stored"
+    assert (
+        notebook.start_clean(built_lab) == f"{c.queue_name} and {c.dlq_name} are empty: nothing left by earlier runs."
+    )

@@ -1,0 +1,90 @@
+"""Running the lab leaves the tracked notebooks as they are: students run copies in a git-ignored folder."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from labkit.cli import main
+from labkit.errors import ConfigError
+from labkit.notebook.workspace import WORK_DIR, working_copy
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_working_copies_are_made_once_and_then_kept(tmp_path: Path) -> None:
+    source = tmp_path / "notebooks"
+    source.mkdir()
+    for name in ("01_a.ipynb", "02_b.ipynb"):
+        (source / name).write_text("{}")
+
+    folder, copied = working_copy(source)
+    assert folder == tmp_path / WORK_DIR
+    assert copied == ["01_a.ipynb", "02_b.ipynb"]
+
+    (folder / "01_a.ipynb").write_text('{"student": "work"}')  # the student's edits
+    (source / "03_c.ipynb").write_text("{}")  # a notebook added to the lab later
+    assert working_copy(source) == (folder, ["03_c.ipynb"])
+    assert (folder / "01_a.ipynb").read_text() == '{"student": "work"}'
+
+
+def test_a_folder_without_notebooks_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="No notebooks in"):
+        working_copy(tmp_path)
+
+
+def test_the_working_folder_is_git_ignored() -> None:
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", f"{WORK_DIR}/05_test_flow.ipynb"], cwd=ROOT, check=False
+    ).returncode
+    assert ignored == 0
+
+
+def test_labkit_lab_opens_the_working_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "notebooks"
+    source.mkdir()
+    shutil.copyfile(NOTEBOOKS / "01_create_table.ipynb", source / "01_create_table.ipynb")
+    commands: list[list[str]] = []
+
+    def fake_call(command: list[str], **_: Any) -> int:
+        commands.append(command)
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", fake_call)
+
+    assert main(["lab", "--notebooks", str(source), "--port", "0"]) == 0
+
+    (command,) = commands
+    assert f"--notebook-dir={tmp_path / WORK_DIR}" in command
+    assert (tmp_path / WORK_DIR / "01_create_table.ipynb").is_file()
+
+
+def test_running_a_working_copy_leaves_the_tracked_notebook_unchanged(tmp_path: Path) -> None:
+    # GIVEN the tracked notebook 01 and its working copy
+    tracked = NOTEBOOKS / "01_create_table.ipynb"
+    before = digest(tracked)
+    folder, _ = working_copy(NOTEBOOKS, tmp_path / WORK_DIR)
+    copy = folder / tracked.name
+
+    # WHEN the copy runs and is saved, as a student's run in JupyterLab saves it
+    notebook = nbformat.read(copy, as_version=4)
+    NotebookClient(notebook, timeout=120, resources={"metadata": {"path": str(folder)}}).execute()
+    nbformat.write(notebook, copy)
+
+    # THEN the copy changed and the tracked notebook did not
+    assert digest(copy) != before
+    assert digest(tracked) == before
