@@ -231,12 +231,16 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print counts of orders, queue and DLQ."""
-    counts = _lab().counts()
+    lab = _lab()
+    counts = lab.counts()
+    problem = lab.delivery_problem()
     if args.json:
-        print(json.dumps(counts))
+        print(json.dumps({**counts, "delivery_problem": problem}))
     else:
         for key, value in counts.items():
             print(f"{key:<17}{'-' if value is None else value}")
+        if problem:
+            print(f"delivery         {problem}")
     return 0
 
 

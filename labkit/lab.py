@@ -230,6 +230,39 @@ class Lab:
             result[f"{label}_in_flight"] = counts["in_flight"] if counts else None
         return result
 
+    def delivery_problem(self) -> str | None:
+        """Why SNS cannot deliver from the topic to the queue (the queue's access policy), or None.
+
+        SNS drops what the queue's policy does not allow and counts it in the topic's CloudWatch
+        metric NumberOfNotificationsFailed; nothing else tells the student.
+        """
+        from labkit.localcloud.delivery import delivery_allowed
+
+        topic = sns.get_topic_arn(self.config, self.clients)
+        queue = sqs.get_queue(self.clients, self.config.queue_name)
+        if topic is None or queue is None:
+            return None
+        policy = self.clients("sqs").get_queue_attributes(QueueUrl=queue.url, AttributeNames=["Policy"])
+        allowed, reason = delivery_allowed(policy.get("Attributes", {}).get("Policy"), queue.arn, topic)
+        if allowed:
+            return None
+        failed = self._failed_notifications()
+        seen = f" SNS dropped {failed} notification(s) in the last hour." if failed else ""
+        return f"{reason}{seen} Console: SQS > {queue.name} > Access policy > Edit."
+
+    def _failed_notifications(self) -> int:
+        now = time.time()
+        reply = self.clients("cloudwatch").get_metric_statistics(
+            Namespace="AWS/SNS",
+            MetricName="NumberOfNotificationsFailed",
+            Dimensions=[{"Name": "TopicName", "Value": self.config.topic_name}],
+            StartTime=now - 3600,
+            EndTime=now + 60,
+            Period=3600,
+            Statistics=["Sum"],
+        )
+        return int(sum(point.get("Sum", 0) for point in reply.get("Datapoints", [])))
+
     def order_items(self) -> list[dict[str, Any]]:
         """The stored orders as a list of dicts, sorted by orderId."""
         return dynamodb.get_orders(self.config, self.clients)

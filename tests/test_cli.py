@@ -11,8 +11,8 @@ from labkit.cli import main
 def endpoint(local_server, monkeypatch):
     """Point the CLI at a fresh local cloud server, as `labkit serve` + AWS_ENDPOINT_URL would."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", local_server.endpoint_url)
-    monkeypatch.setenv("LABKIT_FUNCTION_TIMEOUT", "1")
-    monkeypatch.setenv("LABKIT_VISIBILITY_TIMEOUT", "1")
+    monkeypatch.setenv("LABKIT_FUNCTION_TIMEOUT", "2")
+    monkeypatch.setenv("LABKIT_VISIBILITY_TIMEOUT", "3")
     return local_server.endpoint_url
 
 
@@ -28,7 +28,7 @@ def status(capsys):
     return json.loads(out)
 
 
-def wait_status(capsys, predicate, timeout=20.0):
+def wait_status(capsys, predicate, timeout=60.0):
     import time
 
     deadline = time.monotonic() + timeout
@@ -74,7 +74,28 @@ def test_up_publish_status_orders_down(endpoint, capsys, tmp_path):
         "queue_in_flight": None,
         "dlq_visible": None,
         "dlq_in_flight": None,
+        "delivery_problem": None,
     }
+
+
+def test_status_says_why_sns_cannot_deliver(endpoint, capsys):
+    """A queue policy that does not allow the topic: SNS drops the order and counts it; status names the fix.
+    https://docs.aws.amazon.com/sns/latest/dg/subscribe-sqs-queue-to-sns-topic.html
+    """
+    import boto3
+
+    run(capsys, "up")
+    sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
+    url = sqs.get_queue_url(QueueName="OrderQueue")["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": ""})
+    run(capsys, "publish", "--sample")
+    counts = status(capsys)
+    assert counts["queue_visible"] == counts["queue_in_flight"] == 0 and counts["orders"] == 0
+    problem = counts["delivery_problem"]
+    assert "Queue OrderQueue has no access policy" in problem
+    assert "SNS dropped 1 notification(s)" in problem and "Access policy" in problem
+    code, out, _ = run(capsys, "status")
+    assert code == 0 and "delivery         Queue OrderQueue has no access policy" in out
 
 
 def test_redrive_moves_dlq_messages_back(endpoint, capsys):
