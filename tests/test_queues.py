@@ -16,7 +16,8 @@ def _fill(sqs, name: str, depth: int) -> str:
     return url
 
 
-def _visible_checks_for_one_receive(sqs, url: str, monkeypatch: pytest.MonkeyPatch) -> int:
+def _visible_checks(monkeypatch: pytest.MonkeyPatch, action) -> int:
+    """How many times moto asks a message whether it is visible while *action* runs."""
     calls = 0
     original = Message.visible
 
@@ -26,10 +27,17 @@ def _visible_checks_for_one_receive(sqs, url: str, monkeypatch: pytest.MonkeyPat
         return original.fget(self)
 
     monkeypatch.setattr(Message, "visible", property(counting))
-    message = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)["Messages"][0]
-    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    action()
     monkeypatch.setattr(Message, "visible", original)
     return calls
+
+
+def _visible_checks_for_one_receive(sqs, url: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    def receive_and_delete() -> None:
+        message = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)["Messages"][0]
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    return _visible_checks(monkeypatch, receive_and_delete)
 
 
 def test_receive_and_delete_cost_the_same_at_depth_2000_as_at_20(local_cloud, monkeypatch):
@@ -66,3 +74,33 @@ def test_messages_come_back_in_order_and_deletes_behave_as_in_sqs(local_cloud):
 
 def test_the_replaced_moto_parts_are_still_there():
     assert queues.problems() == []
+
+
+def test_sending_costs_the_same_at_depth_2000_as_at_20(local_cloud, monkeypatch):
+    """SendMessage never walks the queue: it reads one flag, not the message counts."""
+    sqs = local_cloud.clients("sqs")
+    local_cloud.service.stop()
+    urls = {depth: _fill(sqs, f"send-{depth}", depth) for depth in (20, 2000)}
+    walked = {
+        depth: _visible_checks(monkeypatch, lambda url=url: sqs.send_message(QueueUrl=url, MessageBody="one more"))
+        for depth, url in urls.items()
+    }
+    assert walked[20] == walked[2000]
+
+
+def test_counts_are_what_sqs_reports(local_cloud):
+    """Visible, in flight and delayed, as GetQueueAttributes gives them.
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_GetQueueAttributes.html
+    """
+    sqs = local_cloud.clients("sqs")
+    local_cloud.service.stop()
+    url = _fill(sqs, "counted", 7)
+    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=60)
+    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=3, VisibilityTimeout=60)
+    names = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    assert [attributes[n] for n in names] == ["4", "3", "1"]

@@ -1,22 +1,34 @@
-"""SQS at depth: receiving and deleting cost the same with 10,000 messages queued as with 10.
+"""SQS at depth: sending, receiving and deleting cost the same with 10,000 messages queued as with 10.
 
-moto lists every visible message of a queue for each ReceiveMessage and rebuilds the whole list
-for each DeleteMessage, so a backlog drained slower the deeper it was. Here the visible messages
-are walked lazily (a receive stops once it has its batch, which sits near the front) and a delete
-removes its message where it stands (a received message is near the front too). What either
-returns is what moto returns; tests/test_queues.py compares them.
+moto lists every visible message of a queue for each ReceiveMessage, rebuilds the whole list for
+each DeleteMessage, and counts every message three times for each SendMessage (it reads one
+attribute through the property that builds them all), so a backlog filled and drained slower the
+deeper it was. Here the visible messages are walked lazily (a receive stops once it has its batch,
+which sits near the front), a delete removes its message where it stands (a received message is
+near the front too), a send skips the counts it never reads, and a count (GetQueueAttributes)
+reads the clock once, not twice per message. What each returns is what moto returns;
+tests/test_queues.py compares them.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
+import moto.sqs.models as _sqs_models
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
-from moto.sqs.models import Queue
+from moto.sqs.models import Queue, SQSBackend
 
 _original_messages = Queue.messages
 _original_delete = Queue.delete_message
+_original_send = SQSBackend.send_message
+_COUNTS = (
+    "approximate_number_of_messages",
+    "approximate_number_of_messages_delayed",
+    "approximate_number_of_messages_not_visible",
+)
+_sending = threading.local()
 
 
 class _VisibleMessages:
@@ -53,10 +65,33 @@ def _delete_message(self: Queue, receipt_handle: str) -> None:
     raise ReceiptHandleIsInvalid()
 
 
+def _send_message(self: SQSBackend, *args: Any, **kwargs: Any) -> Any:
+    _sending.active = True
+    try:
+        return _original_send(self, *args, **kwargs)
+    finally:
+        _sending.active = False
+
+
+def _count(self: Queue, which: str) -> int:
+    if getattr(_sending, "active", False):
+        return 0  # SendMessage builds every attribute to read one flag; no count is ever used there
+    now = _sqs_models.unix_time_millis()
+    messages = list(self._messages)
+    if which == "approximate_number_of_messages_delayed":
+        return sum(1 for m in messages if now < m.delayed_until)
+    if which == "approximate_number_of_messages_not_visible":
+        return sum(1 for m in messages if not now > m.visible_at)
+    return sum(1 for m in messages if now > m.visible_at and not now < m.delayed_until)
+
+
 def install() -> None:
     """Replace moto's per-queue scans; idempotent."""
     Queue.messages = property(_messages)  # type: ignore[assignment,method-assign]
     Queue.delete_message = _delete_message  # type: ignore[method-assign]
+    SQSBackend.send_message = _send_message  # type: ignore[method-assign]
+    for name in _COUNTS:
+        setattr(Queue, name, property(lambda self, which=name: _count(self, which)))
 
 
 def problems() -> list[str]:
@@ -66,4 +101,10 @@ def problems() -> list[str]:
         found.append("moto's Queue.messages is no longer a property")
     if "had_receipt_handle" not in _original_delete.__code__.co_names:
         found.append("moto's Queue.delete_message no longer matches receipt handles")
+    for name in _COUNTS:
+        if not isinstance(Queue.__dict__.get(name), property):
+            found.append(f"moto's Queue.{name} is no longer a property")
+    for prop, field in ((_sqs_models.Message.visible, "visible_at"), (_sqs_models.Message.delayed, "delayed_until")):
+        if field not in prop.fget.__code__.co_names:
+            found.append(f"moto's SQS Message no longer keeps {field}")
     return found

@@ -270,3 +270,31 @@ def test_dlq_notebook_draws_its_chart(student: Student) -> None:
     if not all(c["width"] >= 200 and c["height"] >= 100 for c in charts):
         student.fail("find the DLQ chart", "a chart at least 200x100 pixels", f"images {charts}")
     publish_screenshot(shot, "lab-06-dlq-chart.png")
+
+
+def test_saved_widgets_show_their_text_when_reopened(student: Student) -> None:
+    # GIVEN notebook 05 as saved, with the order form's output from its last run
+    notebook = find_notebook(student.server.root, "05_")
+
+    # WHEN a student opens it without running anything and scrolls through it
+    student.open_notebook(notebook)
+    fallback = "Order form (userId, item, quantity, status, Publish): run this cell to use it."
+    with student.step("scroll to the order form's saved output", f"the text {fallback!r}"):
+        seen = student.page.wait_for_function(
+            """(wanted) => {
+                const panel = document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer')
+                    || document.querySelector('.jp-NotebookPanel .jp-Notebook');
+                const text = document.querySelector('.jp-NotebookPanel').innerText;
+                if (text.includes(wanted)) return text;
+                panel.scrollTop += panel.clientHeight / 2;
+                return null;
+            }""",
+            arg=fallback,
+            timeout=WIDGET_TIMEOUT_MS,
+            polling=300,
+        ).json_value()
+
+    # THEN the saved widget reads as that sentence, never as the widget's Python repr
+    if re.search(r"\b(VBox|HBox|Box)\(", seen):
+        student.fail("read the saved outputs", "no widget shown as VBox(...)", seen[:2000])
+    student.screenshot("lab-05-reopened")
