@@ -154,7 +154,8 @@ class BenchResult:
             "",
             f"backlog at batch size {b.batch_size}: {b.small_orders} orders drain at {b.small_per_s:.0f}/s, "
             f"{b.large_orders} at {b.large_per_s:.0f}/s (ratio {b.ratio:.2f}); peak RSS {b.peak_rss_mb:.0f} MB "
-            f"(before {b.rss_before_mb:.0f} MB; {b.peak_rss_with_environments_mb:.0f} MB with the environments)",
+            f"(before {b.rss_before_mb:.0f} MB; {b.peak_rss_with_environments_mb:.0f} MB with the environments); "
+            f"publishing the {b.large_orders} behind the disabled trigger took {b.publish_seconds:.1f} s",
         ]
         if self.idle is not None:
             lines.append(
