@@ -22,11 +22,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# On a local cloud, publishing pauses while this many messages wait: moto's SQS work per message
-# grows with queue depth, so a shallow queue keeps the whole pipeline fast. 50 is about a quarter
-# of a second of work for the Lambda service, so it never runs dry while the publisher waits.
-LOCAL_MAX_QUEUE_DEPTH = 50
-
 
 @dataclass(frozen=True)
 class Pipeline:
@@ -144,12 +139,11 @@ class Lab:
     ) -> list[str]:
         """Publish many orders in batches of ten, pausing while the queue is deeper than *max_queue_depth*.
 
-        On a local cloud (in-process or `labkit serve`) the depth defaults to LOCAL_MAX_QUEUE_DEPTH; on
-        AWS there is no limit, and none applies while no enabled trigger drains the queue.
+        No limit by default, on AWS as on a local cloud (whose receive cost is flat at depth: see
+        `python -m labkit.bench`, backlog); none applies while no enabled trigger drains the queue.
         *on_progress* is called with the number published after each batch (for a progress bar).
         """
-        local = self.cloud is not None or self.config.endpoint_url is not None
-        depth = max_queue_depth if max_queue_depth is not None else (LOCAL_MAX_QUEUE_DEPTH if local else 0)
+        depth = max_queue_depth or 0
         topic = self._topic_arn()
         queue = self._require_queue() if depth else None
         queue_url = queue.url if queue and self._trigger_enabled(queue.arn) else None

@@ -1,14 +1,21 @@
-"""Benchmark the whole pipeline on the in-process local cloud, and compare trigger batch sizes on any backend.
+"""Benchmark the local cloud: the figures of its performance goals, measured in one run.
 
-`python -m labkit.bench [--orders N] [--batch-sizes 1,10] [--json]` measures, in one process: the
-bound (DynamoDB put_item throughput on the same moto, making the handler's own conditional write),
-end-to-end throughput SNS → SQS → Lambda service → DynamoDB per batch size and its ratio to that
-bound, the latency from publish to stored (p50/p95), peak memory, and the deepest the queue got.
+`python -m labkit.bench` measures, on a fresh in-process local cloud and then on a `labkit serve`
+cloud (`LocalCloud.server()` in this process):
 
-What is timed: an order is *published* when the PublishBatch call that carries it starts, and
-*stored* when the handler's PutItem for it returns without error; both come from boto3's own event
-hooks, so nothing in the pipeline changes to be measured. Throughput is orders divided by the time
-from the first publish to the last store. The queue's depth is sampled every 50 ms.
+- cold start and warm overhead of an empty handler, through the Invoke API and at the runtime
+  (`invocations.py`);
+- end-to-end throughput SNS → SQS → Lambda → DynamoDB per trigger batch size, as a ratio to bare
+  put_item over the endpoint the function itself calls (`pipeline.py`);
+- publish → stored latency of single orders, each stored before the next is published;
+- a large backlog's drain rate against a small one's, with peak memory (`drain.py`);
+- idle CPU of `labkit serve` as a subprocess with the pipeline deployed (`idle.py`).
+
+What is timed: an order is *published* when the Publish or PublishBatch call that carries it
+starts (a boto3 event hook on the publisher's client), and *stored* when the handler's PutItem
+for it is answered with success where the local cloud receives it (`labkit.localcloud.intercept`);
+nothing in the pipeline changes to be measured. The bench may import labkit's facade and the
+local cloud, and nothing imports it but the CLI and notebooks.
 """
 
 from __future__ import annotations
@@ -16,62 +23,93 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from labkit import sqs
-from labkit.bench.probes import Clock, DepthSampler, Hooks, environment, percentile, rss_mb
+from labkit.bench.drain import BacklogResult, measure_backlog
+from labkit.bench.idle import IdleResult, measure_idle
+from labkit.bench.invocations import InvocationResult, Spread, measure_invocations
+from labkit.bench.pipeline import (
+    LatencyResult,
+    ModeResult,
+    RunResult,
+    measure_mode,
+    measure_put_item,
+)
+from labkit.bench.probes import Clock, Hooks, environment, rss_mb
 from labkit.config import Config
-from labkit.errors import InputError, NotReadyError
+from labkit.errors import InputError
 from labkit.lab import Lab
 from labkit.orders import generate_orders
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from labkit.session import Clients
-
-__all__ = ["BenchResult", "RunResult", "compare_batch_sizes", "measure_put_item", "run_benchmark"]
+__all__ = [
+    "BacklogResult",
+    "BenchResult",
+    "IdleResult",
+    "InvocationResult",
+    "LatencyResult",
+    "ModeResult",
+    "RunResult",
+    "Sizes",
+    "compare_batch_sizes",
+    "measure_put_item",
+    "run_benchmark",
+]
 
 DEFAULT_ORDERS = 1000
 DEFAULT_BATCH_SIZES = (1, 10)
-# Enough writes for a steady rate; more only lengthens the run.
-MAX_BOUND_ORDERS = 2000
 SAMPLE_INTERVAL_S = 0.05
-RUN_TIMEOUT_S = 900
+MODES = ("in-process", "serve")
 
 
 @dataclass(frozen=True)
-class RunResult:
-    """One end-to-end run at one trigger batch size."""
+class Sizes:
+    """How much work each figure gets; the defaults are the goals' own sizes."""
 
-    batch_size: int
-    orders: int
-    seconds: float
-    orders_per_s: float
-    ratio_to_bound: float
-    latency_p50_ms: float
-    latency_p95_ms: float
-    latency_max_ms: float
-    invocations: int
-    records_per_invocation: float
-    retried: int
-    max_queue_visible: int
-    max_queue_depth: int
+    orders: int = DEFAULT_ORDERS
+    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
+    bound_orders: int | None = None
+    warm_invocations: int = 200
+    cold_invocations: int = 20
+    latency_orders: int = 50
+    backlog_small: int = 100
+    backlog_large: int = 10_000
+    backlog_batch_size: int = 10
+    idle_seconds: float = 30.0
+    modes: tuple[str, ...] = MODES
+
+    def check(self) -> None:
+        """Refuse sizes no run can have."""
+        check_sizes(self.orders, self.batch_sizes)
+        check_sizes(1, (self.backlog_batch_size,))
+        bad = sorted(set(self.modes) - set(MODES))
+        if bad or not self.modes:
+            raise InputError(f"Modes {bad or '(none)'} are not known: use {', '.join(MODES)}.")
+        for name in ("warm_invocations", "cold_invocations", "latency_orders", "backlog_small"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be at least 1 (got {getattr(self, name)}).")
+        if self.backlog_large < self.backlog_small:
+            raise InputError(
+                f"The large backlog ({self.backlog_large}) must be at least the small one ({self.backlog_small})."
+            )
+        if self.idle_seconds < 0:
+            raise InputError(f"The idle window must be 0 (skip it) or more seconds (got {self.idle_seconds}).")
 
 
 @dataclass(frozen=True)
 class BenchResult:
     """Everything one benchmark measured."""
 
-    orders: int
-    put_item_per_s: float
-    put_item_plain_per_s: float
-    runs: tuple[RunResult, ...]
+    sizes: Sizes
+    invocations: InvocationResult
+    modes: tuple[ModeResult, ...]
+    backlog: BacklogResult
+    idle: IdleResult | None
     rss_start_mb: float
-    rss_end_mb: float
     peak_rss_mb: float
     seconds: float
     environment: dict[str, str]
@@ -81,81 +119,124 @@ class BenchResult:
         return asdict(self)
 
     def table(self) -> str:
-        """The runs as a Markdown table (what the README shows)."""
+        """Every figure as Markdown (what the README shows)."""
+        inv = self.invocations
         lines = [
-            f"put_item bound: {self.put_item_per_s:.0f} orders/s (the handler's conditional write; "
-            f"plain put_item {self.put_item_plain_per_s:.0f}/s)",
+            "| empty handler | p50 ms | p95 ms | max ms | n |",
+            "|---|---:|---:|---:|---:|",
+            _spread_row("warm, runtime (overhead)", inv.warm_runtime),
+            _spread_row("warm, Invoke API", inv.warm_api),
+            _spread_row("cold, runtime", inv.cold_runtime),
+            _spread_row("cold, Invoke API", inv.cold_api),
+            _spread_row("cold, Init Duration", inv.cold_init),
             "",
-            "| batch size | orders | orders/s | of bound | p50 ms | p95 ms | invocations | deepest queue |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| mode | put_item bound/s | batch size | orders | orders/s | of bound | p50 ms | p95 ms | invocations |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for r in self.runs:
+        for mode in self.modes:
+            for r in mode.runs:
+                lines.append(
+                    f"| {mode.mode} | {mode.put_item_per_s:.0f} | {r.batch_size} | {r.orders} | "
+                    f"{r.orders_per_s:.0f} | {r.ratio_to_bound:.2f} | {r.latency_p50_ms:.0f} | "
+                    f"{r.latency_p95_ms:.0f} | {r.invocations} |"
+                )
+        lines += [
+            "",
+            "| mode | single orders | publish → stored p50 ms | p95 ms | max ms |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for mode in self.modes:
+            if mode.latency is not None:
+                lat = mode.latency
+                lines.append(f"| {mode.mode} | {lat.orders} | {lat.p50_ms:.0f} | {lat.p95_ms:.0f} | {lat.max_ms:.0f} |")
+        b = self.backlog
+        lines += [
+            "",
+            f"backlog at batch size {b.batch_size}: {b.small_orders} orders drain at {b.small_per_s:.0f}/s, "
+            f"{b.large_orders} at {b.large_per_s:.0f}/s (ratio {b.ratio:.2f}); peak RSS {b.peak_rss_mb:.0f} MB "
+            f"(before {b.rss_before_mb:.0f} MB; {b.peak_rss_with_environments_mb:.0f} MB with the environments); "
+            f"publishing the {b.large_orders} behind the disabled trigger took {b.publish_seconds:.1f} s",
+        ]
+        if self.idle is not None:
             lines.append(
-                f"| {r.batch_size} | {r.orders} | {r.orders_per_s:.0f} | {r.ratio_to_bound:.2f} | "
-                f"{r.latency_p50_ms:.0f} | {r.latency_p95_ms:.0f} | {r.invocations} | {r.max_queue_depth} |"
+                f"idle `labkit serve` with the pipeline deployed: {self.idle.percent_of_core:.2f}% of a core "
+                f"over {self.idle.seconds:.0f} s ({self.idle.cpu_seconds:.2f} CPU s, {self.idle.processes} processes)"
             )
-        lines += ["", f"peak RSS {self.peak_rss_mb:.0f} MB (start {self.rss_start_mb:.0f} MB); {self.seconds:.1f} s"]
+        lines.append(f"peak RSS {self.peak_rss_mb:.0f} MB (start {self.rss_start_mb:.0f} MB); {self.seconds:.1f} s")
         return "\n".join(lines)
 
 
-def run_benchmark(
-    orders: int = DEFAULT_ORDERS,
-    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
-    bound_orders: int | None = None,
-    sample_interval: float = SAMPLE_INTERVAL_S,
-    config: Config | None = None,
-) -> BenchResult:
-    """Start a fresh in-process local cloud, build the pipeline and measure it; see the module docstring."""
-    from labkit.localcloud import LocalCloud
+def _spread_row(label: str, spread: Spread) -> str:
+    return f"| {label} | {spread.p50_ms:.2f} | {spread.p95_ms:.2f} | {spread.max_ms:.2f} | {spread.n} |"
 
-    check_sizes(orders, batch_sizes)
+
+def run_benchmark(sizes: Sizes | None = None, config: Config | None = None) -> BenchResult:
+    """Measure every figure on fresh local clouds; see the module docstring."""
+    sizes = sizes or Sizes()
+    sizes.check()
     started = time.perf_counter()
-    cloud = LocalCloud.in_process(config or Config.from_env({}))
+    config = config or Config.from_env({})
+    rss_start = rss_mb("VmRSS")
+    modes = []
+    invocations = backlog = None
+    if "in-process" in sizes.modes:
+        from labkit.localcloud import LocalCloud
+
+        with LocalCloud.in_process(config) as cloud:
+            lab = Lab(cloud.config, cloud.clients, cloud=cloud)
+            invocations, mode, backlog = _measure_cloud(lab, "in-process", sizes, with_backlog=True)
+            modes.append(mode)
+    if "serve" in sizes.modes:
+        from labkit.localcloud import LocalCloud
+
+        with LocalCloud.server(config) as cloud:
+            lab = Lab(cloud.config, cloud.clients, cloud=cloud)
+            first, mode, later = _measure_cloud(lab, "serve", sizes, with_backlog=backlog is None)
+            invocations, backlog = invocations or first, backlog or later
+            modes.append(mode)
+    assert invocations is not None and backlog is not None
+    idle = measure_idle(sizes.idle_seconds) if sizes.idle_seconds else None
+    return BenchResult(
+        sizes=sizes,
+        invocations=invocations,
+        modes=tuple(modes),
+        backlog=backlog,
+        idle=idle,
+        rss_start_mb=round(rss_start, 1),
+        peak_rss_mb=round(rss_mb("VmHWM"), 1),
+        seconds=round(time.perf_counter() - started, 2),
+        environment=environment(),
+    )
+
+
+def _measure_cloud(
+    lab: Lab, mode: str, sizes: Sizes, with_backlog: bool
+) -> tuple[InvocationResult | None, ModeResult, BacklogResult | None]:
     clock = Clock()
-    try:
-        lab = Lab(cloud.config, cloud.clients, cloud=cloud)
-        # Hooks first: the handler's clients are made at its first invocation and keep the hooks they got.
-        with Hooks(clock, lab):
-            lab.up()
-            # The first invocation unpacks the code and makes the handler's client: not part of any figure.
-            _run(lab, clock, list(generate_orders(1, prefix="WARMUP")), lab.config.batch_size, sample_interval)
-            rss_start = rss_mb("VmRSS")
-            bound = bound_orders or min(orders, MAX_BOUND_ORDERS)
-            put_rate = measure_put_item(lab.clients, lab.config.table_name, generate_orders(bound, prefix="BOUND"))
-            plain_rate = measure_put_item(
-                lab.clients, lab.config.table_name, generate_orders(bound, prefix="PLAIN"), conditional=False
-            )
-            runs = []
-            for size in batch_sizes:
-                run = _run(lab, clock, list(generate_orders(orders, prefix=f"B{size}")), size, sample_interval)
-                runs.append(replace(run, ratio_to_bound=round(run.orders_per_s / put_rate, 3)))
-        return BenchResult(
-            orders=orders,
-            put_item_per_s=round(put_rate, 1),
-            put_item_plain_per_s=round(plain_rate, 1),
-            runs=tuple(runs),
-            rss_start_mb=round(rss_start, 1),
-            rss_end_mb=round(rss_mb("VmRSS"), 1),
-            peak_rss_mb=round(rss_mb("VmHWM"), 1),
-            seconds=round(time.perf_counter() - started, 2),
-            environment=environment(),
+    # Hooks first: the publisher's client keeps the hooks it has when the pipeline is built.
+    with Hooks(clock, lab):
+        lab.up()
+        invocations = None
+        if mode == "in-process" or "in-process" not in sizes.modes:
+            invocations = measure_invocations(lab, sizes.warm_invocations, sizes.cold_invocations)
+        # The pipeline function's first invocation unpacks its code and makes its client: no figure's part.
+        measure_mode(lab, clock, f"{mode}-warmup", 1, (lab.config.batch_size,), bound_orders=1)
+        result = measure_mode(
+            lab,
+            clock,
+            mode,
+            sizes.orders,
+            sizes.batch_sizes,
+            bound_orders=sizes.bound_orders,
+            latency_orders=sizes.latency_orders,
+            sample_interval=SAMPLE_INTERVAL_S,
         )
-    finally:
-        cloud.stop()
-
-
-def measure_put_item(
-    clients: Clients, table: str, orders: Iterable[Mapping[str, Any]], conditional: bool = True
-) -> float:
-    """Orders per second that put_item stores, one call after another; *conditional* makes the handler's write."""
-    ddb = clients("dynamodb")
-    items = [_item(order) for order in orders]
-    if not items:
-        raise InputError("Give at least one order to time put_item with.")
-    begin = time.perf_counter()
-    for item in items:
-        ddb.put_item(TableName=table, Item=item, **(_conditional_write(item) if conditional else {}))
-    return len(items) / (time.perf_counter() - begin)
+        backlog = None
+        if with_backlog:
+            backlog = measure_backlog(
+                lab, clock, sizes.backlog_small, sizes.backlog_large, sizes.backlog_batch_size, SAMPLE_INTERVAL_S
+            )
+    return invocations, result, backlog
 
 
 def compare_batch_sizes(
@@ -211,61 +292,3 @@ def check_sizes(orders: int, batch_sizes: Sequence[int]) -> None:
     bad = [b for b in batch_sizes if not 1 <= b <= 10]
     if bad:
         raise InputError(f"Batch sizes {bad} are out of range: an SQS trigger takes 1 to 10.")
-
-
-def _run(lab: Lab, clock: Clock, orders: list[dict[str, Any]], batch_size: int, interval: float) -> RunResult:
-    assert lab.cloud is not None
-    sized = Lab(lab.config.with_(batch_size=batch_size), lab.clients, cloud=lab.cloud)
-    sized.ensure_trigger()
-    queue = sqs.get_queue(lab.clients, lab.config.queue_name)
-    if queue is None:
-        raise NotReadyError(f"The queue {lab.config.queue_name} is gone: build the pipeline again.")
-    ids = [order["orderId"] for order in orders]
-    clock.expect(ids)
-    before = Counter(lab.cloud.service.stats)
-    with DepthSampler(lab.clients, queue.url, interval) as sampler:
-        begin = time.perf_counter()
-        sized.publish_orders(orders)
-        if not clock.wait(RUN_TIMEOUT_S):
-            missing = len(set(ids) - clock.stored.keys())
-            raise NotReadyError(f"{missing} of {len(ids)} orders were not stored within {RUN_TIMEOUT_S}s.")
-    sized.wait_until_drained(timeout=RUN_TIMEOUT_S)
-    stats = Counter(lab.cloud.service.stats)
-    stats.subtract(before)
-    latencies = sorted((clock.stored[i] - clock.published[i]) * 1000 for i in ids)
-    seconds = max(clock.stored[i] for i in ids) - begin
-    return RunResult(
-        batch_size=batch_size,
-        orders=len(ids),
-        seconds=round(seconds, 3),
-        orders_per_s=round(len(ids) / seconds, 1),
-        ratio_to_bound=0.0,
-        latency_p50_ms=round(percentile(latencies, 50), 1),
-        latency_p95_ms=round(percentile(latencies, 95), 1),
-        latency_max_ms=round(latencies[-1], 1),
-        invocations=stats["invocations"],
-        records_per_invocation=round(stats["records"] / max(1, stats["invocations"]), 2),
-        retried=stats["retried"],
-        max_queue_visible=sampler.max_visible,
-        max_queue_depth=sampler.max_depth,
-    )
-
-
-def _item(order: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    """The DynamoDB item the handler stores for a valid order."""
-    moment = datetime.fromisoformat(order["timestamp"])
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    item = {key: {"S": str(order[key])} for key in ("orderId", "userId", "itemName", "status", "timestamp")}
-    item["quantity"] = {"N": str(order["quantity"])}
-    item["timestampMicros"] = {"N": str((moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1))}
-    return item
-
-
-def _conditional_write(item: dict[str, dict[str, str]]) -> dict[str, Any]:
-    # The arguments lambda/code.py passes with each put: the bound is the write the pipeline makes.
-    return {
-        "ConditionExpression": "attribute_not_exists(orderId) OR timestampMicros < :micros",
-        "ExpressionAttributeValues": {":micros": item["timestampMicros"]},
-        "ReturnValues": "ALL_OLD",
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-    }

@@ -1,4 +1,4 @@
-"""`python -m labkit.bench`: run the benchmark, print a Markdown table or one JSON object."""
+"""`python -m labkit.bench`: run the benchmark, print Markdown tables or one JSON object."""
 
 from __future__ import annotations
 
@@ -7,31 +7,93 @@ import json
 import sys
 from collections.abc import Sequence
 
-from labkit.bench import DEFAULT_BATCH_SIZES, DEFAULT_ORDERS, MAX_BOUND_ORDERS, check_sizes, run_benchmark
+from labkit.bench import DEFAULT_ORDERS, MODES, Sizes, check_sizes, run_benchmark
+from labkit.bench.pipeline import MAX_BOUND_ORDERS
 from labkit.errors import InputError
+
+DEFAULTS = Sizes()
+SMOKE_IDLE_S = 3.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark with the command line's sizes; 0 when it finished."""
     parser = argparse.ArgumentParser(
         prog="python -m labkit.bench",
-        description="Measure the local cloud: put_item bound, end-to-end throughput and latency per batch size, "
-        "peak memory, deepest queue.",
+        description="Measure the local cloud: empty-handler cold and warm invocations, throughput per batch size "
+        "against bare put_item, publish-to-stored latency, backlog drain, idle CPU of `labkit serve`.",
+        epilog="Unless given, the backlog sizes follow --orders: the small one is a tenth of it and the large one "
+        f"ten times it (100 and 10,000 by default), and the idle window is 30 s. Below {DEFAULT_ORDERS} orders "
+        "a run is a smoke run, kept short: the large backlog is twice --orders and the idle window 3 s.",
     )
     parser.add_argument(
-        "--orders", type=_positive, default=DEFAULT_ORDERS, help=f"orders per run (default {DEFAULT_ORDERS})"
+        "--orders", type=_positive, default=DEFAULT_ORDERS, help=f"orders per throughput run (default {DEFAULT_ORDERS})"
     )
     parser.add_argument(
-        "--batch-sizes", type=_batch_sizes, default=DEFAULT_BATCH_SIZES, help="trigger batch sizes (default 1,10)"
+        "--batch-sizes", type=_batch_sizes, default=DEFAULTS.batch_sizes, help="trigger batch sizes (default 1,10)"
     )
     parser.add_argument(
         "--bound-orders",
         type=_positive,
         help=f"put_item calls timed for the bound (default the smaller of --orders and {MAX_BOUND_ORDERS})",
     )
+    parser.add_argument(
+        "--invocations",
+        type=_positive,
+        default=DEFAULTS.warm_invocations,
+        help=f"warm invocations of the empty handler, each way (default {DEFAULTS.warm_invocations})",
+    )
+    parser.add_argument(
+        "--cold-starts",
+        type=_positive,
+        default=DEFAULTS.cold_invocations,
+        help=f"cold starts of the empty handler, each way (default {DEFAULTS.cold_invocations})",
+    )
+    parser.add_argument(
+        "--latency-orders",
+        type=_positive,
+        default=DEFAULTS.latency_orders,
+        help=f"single orders timed publish to stored (default {DEFAULTS.latency_orders})",
+    )
+    parser.add_argument("--backlog-small", type=_positive, help="orders in the small backlog (see below)")
+    parser.add_argument("--backlog", type=_positive, help="orders in the large backlog (see below)")
+    parser.add_argument(
+        "--backlog-batch-size",
+        type=_batch_size,
+        default=DEFAULTS.backlog_batch_size,
+        help=f"trigger batch size while the backlogs drain (default {DEFAULTS.backlog_batch_size})",
+    )
+    parser.add_argument(
+        "--idle-seconds",
+        type=_seconds,
+        help="idle window for `labkit serve`'s CPU; 0 skips it (see below)",
+    )
+    parser.add_argument(
+        "--modes", type=_modes, default=MODES, help=f"local clouds to measure (default {','.join(MODES)})"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    result = run_benchmark(args.orders, args.batch_sizes, bound_orders=args.bound_orders)
+    smoke = args.orders < DEFAULT_ORDERS
+    small = args.backlog_small or max(1, args.orders // 10)
+    large = args.backlog or max(small, args.orders * (2 if smoke else 10))
+    if large < small:
+        parser.error(f"--backlog {large} is smaller than the small backlog ({small}).")
+    idle = args.idle_seconds
+    if idle is None:
+        idle = SMOKE_IDLE_S if smoke else DEFAULTS.idle_seconds
+    sizes = Sizes(
+        orders=args.orders,
+        batch_sizes=args.batch_sizes,
+        bound_orders=args.bound_orders,
+        warm_invocations=args.invocations,
+        cold_invocations=args.cold_starts,
+        latency_orders=args.latency_orders,
+        backlog_small=small,
+        backlog_large=large,
+        backlog_batch_size=args.backlog_batch_size,
+        idle_seconds=idle,
+        modes=args.modes,
+    )
+    result = run_benchmark(sizes)
     sys.stdout.write((json.dumps(result.to_dict()) if args.json else result.table()) + "\n")
     return 0
 
@@ -49,6 +111,21 @@ def _batch_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _batch_size(text: str) -> int:
+    sizes = _batch_sizes(text)
+    if len(sizes) != 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one batch size, e.g. 10")
+    return sizes[0]
+
+
+def _modes(text: str) -> tuple[str, ...]:
+    modes = tuple(part.strip() for part in text.split(",") if part.strip())
+    bad = [m for m in modes if m not in MODES]
+    if bad or not modes:
+        raise argparse.ArgumentTypeError(f"{text!r} names no known mode: use {', '.join(MODES)} (comma-separated)")
+    return modes
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -56,4 +133,14 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
     return value

@@ -1,4 +1,4 @@
-"""The benchmark's instruments: per-order publish and store times, the queue's depth, memory, the machine."""
+"""The benchmark's instruments: per-order publish and store times, the queue's depth, memory, CPU time, the machine."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import resource
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from labkit import sqs
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 HOOK_ID = "labkit-bench"
 PUBLISH_EVENT = "provide-client-params.sns.PublishBatch"
+PUBLISH_ONE_EVENT = "provide-client-params.sns.Publish"
 # The handler's own put, watched where the local cloud receives it.
 PUT_OPERATION = ("dynamodb", "PutItem")
 
@@ -56,6 +57,12 @@ class Clock:
             if order_id is not None:
                 self.published.setdefault(order_id, now)
 
+    def on_publish_one(self, params: dict[str, Any], **_: Any) -> None:
+        """Hook: a Publish call is about to go out with one order."""
+        order_id = _order_id(params.get("Message"))
+        if order_id is not None:
+            self.published.setdefault(order_id, time.perf_counter())
+
     def on_put(self, call: Any, status: int) -> None:
         """Hook: the handler's put reached the local cloud; a success stores the order now."""
         order_id = call.params.get("Item", {}).get("orderId", {}).get("S")
@@ -83,10 +90,12 @@ class Hooks:
         from labkit.localcloud import intercept
 
         self._sns_events.register(PUBLISH_EVENT, self._clock.on_publish, unique_id=HOOK_ID)
+        self._sns_events.register(PUBLISH_ONE_EVENT, self._clock.on_publish_one, unique_id=HOOK_ID + "-one")
         self._remove_put = intercept.add(*PUT_OPERATION, after=self._clock.on_put)
 
     def __exit__(self, *exc: object) -> None:
         self._sns_events.unregister(PUBLISH_EVENT, unique_id=HOOK_ID)
+        self._sns_events.unregister(PUBLISH_ONE_EVENT, unique_id=HOOK_ID + "-one")
         if self._remove_put is not None:
             self._remove_put()
 
@@ -118,6 +127,34 @@ class DepthSampler:
                 return
 
 
+class RssSampler:
+    """Samples this process's RSS, and that plus the PSS of the processes *pids* names, every *interval* seconds."""
+
+    def __init__(self, pids: Callable[[], Iterable[int]], interval: float) -> None:
+        self._pids, self._interval = pids, interval
+        self.peak_mb = 0.0
+        self.peak_tree_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="labkit-bench-rss", daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            own = rss_mb("VmRSS")
+            others = sum(process_pss_mb(pid) for pid in self._pids())
+            self.peak_mb = max(self.peak_mb, own)
+            self.peak_tree_mb = max(self.peak_tree_mb, own + others)
+            if self._stop.wait(self._interval):
+                return
+
+
 def percentile(ordered: list[float], pct: float) -> float:
     """Nearest-rank percentile of an ascending list."""
     rank = max(1, math.ceil(pct / 100 * len(ordered)))
@@ -135,6 +172,67 @@ def rss_mb(field: str) -> float:
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def process_pss_mb(pid: int) -> float:
+    """Proportional set size of process *pid* in MB (pages shared with its fork server counted once); 0 once gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
+def tree_cpu_seconds(pid: int) -> tuple[float, list[int]]:
+    """CPU seconds (user + system) used by *pid* and every live descendant, and those processes' ids.
+
+    A descendant that has ended and been waited for is counted in its parent's cutime/cstime, so
+    the sum misses only what a process still unreaped used. Linux only (/proc).
+    """
+    parents, times = _processes()
+    if pid not in times:
+        raise ProcessLookupError(pid)
+    tree = {pid}
+    while True:
+        found = {child for child, parent in parents.items() if parent in tree} - tree
+        if not found:
+            break
+        tree |= found
+    return sum(times[p] for p in tree), sorted(tree)
+
+
+def alive(pid: int) -> bool:
+    """True while process *pid* exists and has not ended (a zombie has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            text = stat.read()
+    except OSError:
+        return False
+    return text[text.rindex(")") + 2 :].split()[0] not in ("Z", "X")
+
+
+def _processes() -> tuple[dict[int, int], dict[int, float]]:
+    """Every process's parent id and CPU seconds (its own and its reaped children's)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                text = stat.read()
+        except OSError:
+            continue
+        # The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+        fields = text[text.rindex(")") + 2 :].split()
+        parents[int(entry)] = int(fields[1])
+        utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+        times[int(entry)] = (utime + stime + cutime + cstime) / tick
+    return parents, times
 
 
 def environment() -> dict[str, str]:
