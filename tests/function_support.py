@@ -16,6 +16,28 @@ ROLE_POLICY = json.dumps(
 )
 
 
+# What AWS requires of a role before it lets an SQS trigger poll for it.
+SQS_TRIGGER_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                "Resource": "*",
+            }
+        ],
+    }
+)
+
+
+def create_role(iam, name: str) -> str:
+    """A role Lambda may assume, allowed to poll SQS; returns its ARN."""
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=ROLE_POLICY)["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName="poll-sqs", PolicyDocument=SQS_TRIGGER_POLICY)
+    return arn
+
+
 def package(files: dict[str, str]) -> bytes:
     """A deployment package holding *files* (name to source)."""
     buffer = io.BytesIO()

@@ -196,7 +196,7 @@ def test_trigger_refused_when_visibility_is_shorter_than_the_function_timeout(en
     table, queue = _table_and_queue(config, clients)
     role = iam.ensure_role(config, clients, table.arn, queue.arn)
     functions.ensure_function(config.with_(function_timeout=5, visibility_timeout=30), clients, role.arn)
-    with pytest.raises(ResourceError, match=r"OrderQueue.*visibility timeout of 1s.*at least 5s"):
+    with pytest.raises(ResourceError, match=r"OrderQueue.*visibility timeout of 3s.*at least 5s"):
         functions.ensure_mapping(config, clients, queue.arn, queue.url)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from function_support import ROLE_POLICY, package
+from function_support import create_role, package
 
 from labkit.config import Config
 from labkit.localcloud import LocalCloud
@@ -41,7 +41,7 @@ def _running(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def role(cloud: Any) -> str:
-    return cloud.clients("iam").create_role(RoleName="exec-role", AssumeRolePolicyDocument=ROLE_POLICY)["Role"]["Arn"]
+    return create_role(cloud.clients("iam"), "exec-role")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from function_support import ROLE_POLICY, package
+from function_support import create_role, package
 
 from labkit.config import Config
 from labkit.localcloud import LocalCloud
@@ -27,7 +27,7 @@ def lambda_handler(event, context):
 @pytest.fixture(scope="module")
 def cloud() -> Any:
     cloud = LocalCloud.in_process(Config.from_env({}))
-    cloud.clients("iam").create_role(RoleName="trigger-role", AssumeRolePolicyDocument=ROLE_POLICY)
+    create_role(cloud.clients("iam"), "trigger-role")
     yield cloud
     cloud.stop()
 

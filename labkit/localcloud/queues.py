@@ -23,6 +23,11 @@ from moto.sqs.models import Queue, SQSBackend
 _original_messages = Queue.messages
 _original_delete = Queue.delete_message
 _original_send = SQSBackend.send_message
+_original_receive = SQSBackend.receive_message
+_original_get_attributes = SQSBackend.get_queue_attributes
+# A receive that moves a message to its DLQ takes it out of the queue, then puts it in the DLQ; a
+# count read in between would see it in neither. AWS's counts are never short of a message.
+_moves = threading.RLock()
 _COUNTS = (
     "approximate_number_of_messages",
     "approximate_number_of_messages_delayed",
@@ -73,6 +78,20 @@ def _send_message(self: SQSBackend, *args: Any, **kwargs: Any) -> Any:
         _sending.active = False
 
 
+def _receive_message(self: SQSBackend, *args: Any, **kwargs: Any) -> Any:
+    wait = kwargs.get("wait_seconds_timeout", args[2] if len(args) > 2 else 0)
+    if wait:
+        # A long poll sleeps inside moto; it must not hold up every other receive and count.
+        return _original_receive(self, *args, **kwargs)
+    with _moves:
+        return _original_receive(self, *args, **kwargs)
+
+
+def _get_queue_attributes(self: SQSBackend, *args: Any, **kwargs: Any) -> Any:
+    with _moves:
+        return _original_get_attributes(self, *args, **kwargs)
+
+
 def _count(self: Queue, which: str) -> int:
     if getattr(_sending, "active", False):
         return 0  # SendMessage builds every attribute to read one flag; no count is ever used there
@@ -90,6 +109,8 @@ def install() -> None:
     Queue.messages = property(_messages)  # type: ignore[assignment,method-assign]
     Queue.delete_message = _delete_message  # type: ignore[method-assign]
     SQSBackend.send_message = _send_message  # type: ignore[method-assign]
+    SQSBackend.receive_message = _receive_message  # type: ignore[method-assign]
+    SQSBackend.get_queue_attributes = _get_queue_attributes  # type: ignore[method-assign]
     for name in _COUNTS:
         setattr(Queue, name, property(lambda self, which=name: _count(self, which)))
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import copy
 import functools
+import inspect
 import json
 import os
 import threading
@@ -139,7 +140,8 @@ def check_compatible() -> None:
         problems.append(f"moto {version} is outside the tested range {', '.join(TESTED_MOTO)}")
     if not hasattr(LambdaFunction, "_invoke_lambda"):
         problems.append("moto.awslambda.models.LambdaFunction._invoke_lambda is gone")
-    if "lambda_event_source_mappings" not in Queue.add_message.__code__.co_names:
+    # signals.py wraps add_message to wake the pollers; the check reads the method it wraps.
+    if "lambda_event_source_mappings" not in inspect.unwrap(Queue.add_message).__code__.co_names:
         problems.append("moto.sqs.models.Queue.add_message no longer walks lambda_event_source_mappings")
     if not isinstance(getattr(_moto_settings, "INITIAL_NO_AUTH_ACTION_COUNT", None), (int, float)):
         problems.append("moto.settings.INITIAL_NO_AUTH_ACTION_COUNT is gone")
