@@ -10,7 +10,7 @@ import resource
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from labkit import sqs
@@ -82,7 +82,9 @@ class Hooks:
         self._runtime = lab.cloud.runtime
         self._sns_events = lab.clients("sns").meta.events
         self._clock = clock
-        self._put_hooks = tuple(zip(PUT_EVENTS, (clock.on_put_params, clock.on_put_done), strict=True))
+        self._put_hooks: tuple[tuple[str, Callable[..., Any]], ...] = tuple(
+            zip(PUT_EVENTS, (clock.on_put_params, clock.on_put_done), strict=True)
+        )
 
     def __enter__(self) -> None:
         self._sns_events.register(PUBLISH_EVENT, self._clock.on_publish, unique_id=HOOK_ID)
