@@ -149,8 +149,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-# Idle kernels are stopped so nine open notebooks fit a 2 GB machine (about 130 MB per kernel). Connected ones
-# too: an open tab keeps its kernel connected forever, and every notebook's catch-up cell rebuilds its state.
+# Idle kernels are stopped so nine open notebooks fit a 2 GB machine (85-200 MB per kernel). Connected ones too:
+# an open tab keeps its kernel connected forever, and every notebook's catch-up cell rebuilds its state.
 KERNEL_IDLE_MINUTES = 15
 KERNEL_CULL_SETTINGS = {
     "--MappingKernelManager.cull_idle_timeout": str(KERNEL_IDLE_MINUTES * 60),
