@@ -39,8 +39,12 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def moto_aws() -> Iterator[None]:
+def moto_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Run the test against moto's in-memory AWS."""
+    # A local cloud started earlier in this process turns on AWS's managed IAM policies process-wide (its roles
+    # attach them); plain moto tests attach none, and moto would load all ~1,300 into every IAM backend it
+    # resets, at the start and end of each test: seconds per test.
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")
     with mock_aws():
         yield
 
