@@ -20,19 +20,21 @@ lab: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/labkit demo
 
-# Tests run in parallel (pytest-xdist), a file per worker at a time: a notebook's cells share one kernel
-# and a test module's fixtures (one local cloud, one JupyterLab) are built once. WORKERS=0 runs them in one process.
+# Tests run in parallel (pytest-xdist). tests/conftest.py keeps on one worker the tests of a file whose fixtures
+# are built once per module (a JupyterLab, a local cloud); a notebook's cells share one kernel, so notebooks go
+# to workers whole (loadfile). WORKERS=0 runs everything in one process.
 WORKERS ?= auto
-PYTEST := $(BIN)/pytest -n $(WORKERS) --dist loadfile --durations=10
+PYTEST := $(BIN)/pytest -n $(WORKERS) --durations=10
 
-## test: a small benchmark run, then every test and every notebook (nbval) under the local cloud
+## test: a small benchmark run, then every test, then every notebook (nbval) under the local cloud
 test: $(STAMP)
 	$(BIN)/python -m labkit.bench --orders 100
-	$(PYTEST) --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg tests notebooks
+	$(PYTEST) --dist loadgroup tests
+	$(PYTEST) --dist loadfile --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks
 
 ## test-fast: the unit tests alone: no notebooks, no browser, nothing marked slow
 test-fast: $(STAMP)
-	$(PYTEST) -m "not browser and not slow" tests
+	$(PYTEST) --dist loadgroup -m "not browser and not slow" tests
 
 bench: $(STAMP)
 	$(BIN)/python -m labkit.bench
