@@ -20,21 +20,19 @@ lab: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/labkit demo
 
-# Tests run in parallel (pytest-xdist). tests/conftest.py keeps on one worker the tests of a file whose fixtures
-# are built once per module (a JupyterLab, a local cloud); a notebook's cells share one kernel, so notebooks go
-# to workers whole (loadfile). WORKERS=0 runs everything in one process.
+# Tests run in parallel (pytest-xdist), a file per worker at a time: a notebook's cells share one kernel and a
+# test file's module-scoped fixtures (a JupyterLab, a local cloud) are built once. WORKERS=0: one process.
 WORKERS ?= auto
-PYTEST := $(BIN)/pytest -n $(WORKERS) --durations=10
+PYTEST := $(BIN)/pytest -n $(WORKERS) --dist loadfile --durations=10
 
-## test: a small benchmark run, then every test, then every notebook (nbval) under the local cloud
+## test: a small benchmark run, then every test and every notebook (nbval) under the local cloud
 test: $(STAMP)
 	$(BIN)/python -m labkit.bench --orders 100
-	$(PYTEST) --dist loadgroup tests
-	$(PYTEST) --dist loadfile --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks
+	$(PYTEST) --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg tests notebooks
 
 ## test-fast: the unit tests alone: no notebooks, no browser, nothing marked slow
 test-fast: $(STAMP)
-	$(PYTEST) --dist loadgroup -m "not browser and not slow" tests
+	$(PYTEST) -m "not browser and not slow" tests
 
 bench: $(STAMP)
 	$(BIN)/python -m labkit.bench

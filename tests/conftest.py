@@ -152,30 +152,21 @@ def built_lab(make_lab: Callable[..., Any]) -> Any:
     return lab
 
 
-# --- Parallel runs (pytest-xdist, --dist loadgroup) and `make test-fast` ------------------------------------------
+# --- `make test-fast` -----------------------------------------------------------------------------------------
 
 # Whole pipelines over HTTP or under load: seconds each. `make test` runs them, `make test-fast` leaves them out.
 SLOW_FIXTURES = {"local_server", "new_lab", "shared_cloud"}
 SLOW_MODULES = {"tests/test_bench.py", "tests/reliability/test_report.py"}
-SHARED_SCOPES = {"module", "class", "package"}
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark slow tests; keep on one worker the tests of a file with a module- or class-scoped fixture (built
-    once). Everything else spreads out. (Notebooks run apart, with --dist loadfile: nbval's cells ignore groups.)"""
-    grouping = config.pluginmanager.hasplugin("xdist")
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark slow tests: those of SLOW_MODULES, those using a SLOW_FIXTURES fixture, HTTP twins of in-process tests."""
     for item in items:
-        path = item.nodeid.split("::", 1)[0]
         info = getattr(item, "_fixtureinfo", None)
-        definitions = [d for defs in info.name2fixturedefs.values() for d in defs] if info is not None else []
         callspec = getattr(item, "callspec", None)
         if (
-            path in SLOW_MODULES
-            or SLOW_FIXTURES & {d.argname for d in definitions}
-            # The HTTP twin of a test that also runs in-process.
+            item.nodeid.split("::", 1)[0] in SLOW_MODULES
+            or (info is not None and SLOW_FIXTURES & set(info.names_closure))
             or (callspec is not None and "server" in callspec.params.values())
         ):
             item.add_marker(pytest.mark.slow)
-        if grouping and {d.scope for d in definitions} & SHARED_SCOPES:
-            item.add_marker(pytest.mark.xdist_group(path))
