@@ -324,9 +324,15 @@ def test_lab_starts_jupyterlab_as_this_user_and_leaves_no_process_behind(tmp_pat
         os.kill(labkit.pid, signal.SIGINT)
         assert labkit.wait(timeout=60) == 0
     finally:
+        # On a failure above: JupyterLab runs in a session of its own, so labkit's group is not all there is.
+        processes = processes or _descendants(labkit.pid)
         if labkit.poll() is None:
-            os.killpg(labkit.pid, signal.SIGKILL)
-            labkit.wait()
+            labkit.send_signal(signal.SIGTERM)
+            try:
+                labkit.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(labkit.pid, signal.SIGKILL)
+                labkit.wait()
         # A kernel's parent reaps it a moment after it exits.
         deadline = time.monotonic() + 10
         while any(map(_alive, processes)) and time.monotonic() < deadline:
