@@ -20,21 +20,28 @@ lab: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/labkit demo
 
+# Tests run in parallel (pytest-xdist), a file per worker at a time: a notebook's cells share one kernel and a
+# test file's module-scoped fixtures (a JupyterLab, a local cloud) are built once. WORKERS=0: one process.
+WORKERS ?= auto
+PYTEST := $(BIN)/pytest -n $(WORKERS) --dist loadfile --durations=10
+
 ## test: a small benchmark run, then every test and every notebook (nbval) under the local cloud
 test: $(STAMP)
-	$(BIN)/python -m labkit.bench --orders 200
-	$(BIN)/pytest --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg tests notebooks
+	$(BIN)/python -m labkit.bench --orders 100
+	$(PYTEST) --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg tests notebooks
 
-## test-fast: the unit tests alone
+## test-fast: the unit tests alone: no notebooks, no browser, nothing marked slow
 test-fast: $(STAMP)
-	$(BIN)/pytest tests
+	$(PYTEST) -m "not browser and not slow" tests
 
 bench: $(STAMP)
 	$(BIN)/python -m labkit.bench
 
+## lint: ruff (lint and format) over the code and tests, mypy over labkit/ and lambda/ (settings in pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check labkit lambda tests
 	$(BIN)/ruff format --check labkit lambda tests
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format labkit lambda tests

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -27,7 +30,11 @@ EXIT_BELOW_FULL = 1  # `labkit grade`: graded, but not full marks
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if args.func is cmd_lab:
+        args.jupyter_args = _jupyter_args(unknown)
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         return int(args.func(args) or 0)
@@ -65,10 +72,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
 
-    lab = add("lab", cmd_lab, "start the local cloud and JupyterLab on the notebooks; stop both on exit")
-    lab.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"local cloud port (default {DEFAULT_PORT})")
+    lab = add(
+        "lab",
+        cmd_lab,
+        "start the local cloud and JupyterLab on the notebooks; stop both on exit. "
+        "Any other argument goes to JupyterLab (`labkit lab --port 9999 --no-browser`).",
+    )
+    # Exact names only: `--no` must reach JupyterLab, not be read as an abbreviation of --notebooks.
+    lab.allow_abbrev = False
+    lab.add_argument(
+        "--cloud-port", type=int, default=DEFAULT_PORT, help=f"local cloud port (default {DEFAULT_PORT}; 0: any free)"
+    )
     lab.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="folder to open (default notebooks)")
-    lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed on to `jupyter lab`")
 
     add("up", cmd_up, "build the whole pipeline (steps 1-4); safe to run again")
 
@@ -148,31 +163,96 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_lab(args: argparse.Namespace) -> int:
-    """Serve the local cloud and run JupyterLab against it, as `make lab` does."""
-    import os
-    import subprocess
+# Idle kernels are stopped so nine open notebooks fit a 2 GB machine (85-200 MB per kernel). Connected ones too:
+# an open tab keeps its kernel connected forever, and every notebook's catch-up cell rebuilds its state.
+KERNEL_IDLE_MINUTES = 15
+KERNEL_CULL_SETTINGS = {
+    "--MappingKernelManager.cull_idle_timeout": str(KERNEL_IDLE_MINUTES * 60),
+    "--MappingKernelManager.cull_interval": "60",
+    "--MappingKernelManager.cull_connected": "True",
+}
+# How long JupyterLab may take to stop its kernels after SIGTERM before its process group is killed.
+LAB_STOP_GRACE_S = 20.0
 
+
+def _jupyter_args(unknown: Sequence[str]) -> list[str]:
+    """The arguments `labkit lab` did not know, for JupyterLab; a first `--` only separates them."""
+    extra = list(unknown)
+    if "--" in extra:
+        extra.remove("--")
+    return extra
+
+
+def jupyter_lab_command(notebooks: Path, jupyter_args: Sequence[str], *, as_root: bool) -> list[str]:
+    """The JupyterLab command line `labkit lab` runs: kernel culling, --allow-root as root, then the user's arguments.
+
+    A setting the user gives wins over labkit's: a default is left out when the user names the same option.
+    """
+    given = {arg.split("=", 1)[0] for arg in jupyter_args}
+    command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={notebooks}"]
+    if as_root and not given & {"--allow-root", "--ServerApp.allow_root"}:
+        command.append("--allow-root")
+    command += [f"{option}={value}" for option, value in KERNEL_CULL_SETTINGS.items() if option not in given]
+    return [*command, *jupyter_args]
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    """Serve the local cloud and run JupyterLab against it, as `make lab` does; stop both on Ctrl-C or SIGTERM."""
     from labkit.localcloud import LocalCloud
     from labkit.notebook.workspace import working_copy
 
     if not args.notebooks.is_dir():
         raise ConfigError(f"No notebooks folder at {args.notebooks}: run from the repository or pass --notebooks.")
     folder, _ = working_copy(args.notebooks)
+    as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    command = jupyter_lab_command(folder, args.jupyter_args, as_root=as_root)
     try:
-        cloud = LocalCloud.server(Config.from_env(), port=args.port)
+        cloud = LocalCloud.server(Config.from_env(), port=args.cloud_port)
     except OSError as exc:
-        raise ConfigError(f"Port {args.port} is taken ({exc.strerror}): is a local cloud running? Use --port.") from exc
+        raise ConfigError(
+            f"Port {args.cloud_port} is taken ({exc.strerror}): is a local cloud running? Use --cloud-port."
+        ) from exc
     print(f"Local cloud listening on {cloud.endpoint_url}; notebooks reach it through {ENV_ENDPOINT}.", flush=True)
+    if as_root and "--allow-root" in command:
+        # JupyterLab refuses to start as root without it; containers and classroom VMs often run as root.
+        print("labkit: running as root, so JupyterLab starts with --allow-root", file=sys.stderr, flush=True)
+    print(f"Kernels idle for {KERNEL_IDLE_MINUTES} minutes are stopped to save memory.", flush=True)
     env = dict(os.environ, **{ENV_ENDPOINT: str(cloud.endpoint_url)})
     print(f"Opening your copies in {folder} (git-ignored); {args.notebooks} stays as it is.", flush=True)
-    command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={folder}", *args.jupyter_args]
     try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:
-        return 0
-    finally:
+        # Its own session: a Ctrl-C reaches labkit alone, which asks JupyterLab to stop (no y/n prompt) and waits.
+        process = subprocess.Popen(command, env=env, start_new_session=True)
+    except BaseException:
         cloud.stop()
+        raise
+    stopping = threading.Event()
+
+    def stop(*_: object) -> None:
+        stopping.set()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, stop) for sig in handled}
+    try:
+        code = process.wait()
+        return 0 if stopping.is_set() else code
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _stop_process_group(process, LAB_STOP_GRACE_S)
+        cloud.stop()
+
+
+def _stop_process_group(process: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM *process* (JupyterLab stops its kernels on it), then kill its group if it is still there."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def cmd_up(args: argparse.Namespace) -> int:

@@ -42,8 +42,12 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def moto_aws() -> Iterator[None]:
+def moto_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Run the test against moto's in-memory AWS."""
+    # A local cloud started earlier in this process turns on AWS's managed IAM policies process-wide (its roles
+    # attach them); plain moto tests attach none, and moto would load all ~1,300 into every IAM backend it
+    # resets, at the start and end of each test: seconds per test.
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")
     with mock_aws():
         yield
 
@@ -149,3 +153,23 @@ def built_lab(make_lab: Callable[..., Any]) -> Any:
     lab = make_lab()
     lab.up()
     return lab
+
+
+# --- `make test-fast` -----------------------------------------------------------------------------------------
+
+# Whole pipelines over HTTP or under load: seconds each. `make test` runs them, `make test-fast` leaves them out.
+SLOW_FIXTURES = {"local_server", "new_lab", "shared_cloud"}
+SLOW_MODULES = {"tests/test_bench.py", "tests/reliability/test_report.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark slow tests: those of SLOW_MODULES, those using a SLOW_FIXTURES fixture, HTTP twins of in-process tests."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        callspec = getattr(item, "callspec", None)
+        if (
+            item.nodeid.split("::", 1)[0] in SLOW_MODULES
+            or (info is not None and SLOW_FIXTURES & set(info.names_closure))
+            or (callspec is not None and "server" in callspec.params.values())
+        ):
+            item.add_marker(pytest.mark.slow)

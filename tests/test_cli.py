@@ -153,3 +153,216 @@ def test_demo_prints_the_stored_order_and_the_dlq_count(capsys):
     assert code == 0
     assert '"orderId": "01234"' in out and '"itemName": "Laptop"' in out
     assert "\nDLQ: 1\n" in out
+
+
+# --- labkit lab: arguments, root, kernel culling, and a real start and stop ---------------------------------------
+
+
+@pytest.fixture
+def lab_args(monkeypatch):
+    """Run `labkit ...` through main() with cmd_lab replaced by a recorder; return the parsed arguments."""
+    import labkit.cli as cli
+
+    seen = []
+    monkeypatch.setattr(cli, "cmd_lab", lambda args: seen.append(args) or 0)
+
+    def parse(*argv):
+        assert cli.main(list(argv)) == 0
+        return seen.pop()
+
+    return parse
+
+
+@pytest.mark.parametrize(
+    ("argv", "jupyter_args", "cloud_port", "notebooks"),
+    [
+        (["--port", "9999", "--no-browser"], ["--port", "9999", "--no-browser"], 5055, "notebooks"),
+        (["--no-browser", "--cloud-port", "0", "--notebooks", "nb", "--port=1"], ["--no-browser", "--port=1"], 0, "nb"),
+        (["--", "--allow-root"], ["--allow-root"], 5055, "notebooks"),
+        # `--no` is JupyterLab's, not an abbreviation of --notebooks.
+        (["--no", "--notebooks=nb"], ["--no"], 5055, "nb"),
+        ([], [], 5055, "notebooks"),
+    ],
+)
+def test_lab_passes_every_argument_it_does_not_know_to_jupyterlab(lab_args, argv, jupyter_args, cloud_port, notebooks):
+    args = lab_args("lab", *argv)
+    assert (args.jupyter_args, args.cloud_port, str(args.notebooks)) == (jupyter_args, cloud_port, notebooks)
+
+
+def test_other_commands_still_refuse_arguments_they_do_not_know(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["status", "--no-browser"])
+    assert exited.value.code == 2
+    assert "unrecognized arguments: --no-browser" in capsys.readouterr().err
+
+
+def test_jupyterlab_command_allows_root_only_as_root_and_culls_idle_kernels():
+    import sys
+    from pathlib import Path
+
+    from labkit.cli import jupyter_lab_command
+
+    culling = [
+        "--MappingKernelManager.cull_idle_timeout=900",
+        "--MappingKernelManager.cull_interval=60",
+        "--MappingKernelManager.cull_connected=True",
+    ]
+    start = [sys.executable, "-m", "jupyterlab", "--notebook-dir=nb"]
+    user = ["--port", "9999", "--no-browser"]
+    assert jupyter_lab_command(Path("nb"), user, as_root=True) == [*start, "--allow-root", *culling, *user]
+    assert jupyter_lab_command(Path("nb"), user, as_root=False) == [*start, *culling, *user]
+
+
+def test_jupyterlab_command_lets_the_user_override_labkits_settings():
+    from pathlib import Path
+
+    from labkit.cli import jupyter_lab_command
+
+    user = ["--allow-root", "--MappingKernelManager.cull_idle_timeout=60"]
+    command = jupyter_lab_command(Path("nb"), user, as_root=True)
+    assert command.count("--allow-root") == 1
+    assert [a for a in command if "cull_idle_timeout" in a] == ["--MappingKernelManager.cull_idle_timeout=60"]
+    assert "--MappingKernelManager.cull_interval=60" in command
+
+
+def _children(pid):
+    """The processes whose parent is *pid* (Linux /proc)."""
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _descendants(pid):
+    found, todo = [], [pid]
+    while todo:
+        children = _children(todo.pop())
+        found += children
+        todo += children
+    return found
+
+
+def _cmdline(pid):
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _alive(pid):
+    from pathlib import Path
+
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("pathlib").Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_lab_starts_jupyterlab_as_this_user_and_leaves_no_process_behind(tmp_path):
+    """GIVEN `labkit lab` with JupyterLab arguments (as root in CI and containers, or as a user)
+    WHEN JupyterLab is listening with a kernel running and labkit gets Ctrl-C (SIGINT)
+    THEN it started (with --allow-root when root, saying so), culls idle kernels, and JupyterLab,
+    its kernel and the local cloud are all gone when labkit exits.
+
+    Culling: https://jupyter-server.readthedocs.io/en/latest/other/full-config.html (MappingKernelManager.cull_*).
+    """
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    dirs = {name: tmp_path / name for name in ("notebooks", "runtime", "config", "data", "ipython")}
+    for path in dirs.values():
+        path.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "JPY_"))}
+    env.update(
+        JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
+        JUPYTER_CONFIG_DIR=str(dirs["config"]),
+        JUPYTER_DATA_DIR=str(dirs["data"]),
+        IPYTHONDIR=str(dirs["ipython"]),
+        PYTHONUNBUFFERED="1",
+    )
+    token = os.urandom(16).hex()
+    log = tmp_path / "lab.log"
+    argv = [
+        *("lab", "--cloud-port", "0", "--notebooks", str(dirs["notebooks"])),
+        # Everything below is JupyterLab's: a free port, loopback only, a known token, nothing fetched.
+        *("--port", "0", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}"),
+        *("--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"),
+    ]
+    with log.open("wb") as out:
+        labkit = subprocess.Popen(
+            [sys.executable, "-m", "labkit.cli", *argv],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def api(path, method="GET"):
+        request = urllib.request.Request(f"{url}api/{path}", method=method, headers={"Authorization": f"token {token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"null")
+
+    def wait_for(what, probe, timeout=90.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert labkit.poll() is None, f"labkit lab exited ({labkit.returncode}) before {what}:\n{log.read_text()}"
+            try:
+                if value := probe():
+                    return value
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.2)
+        pytest.fail(f"no {what} within {timeout:.0f} s:\n{log.read_text()}")
+
+    processes, left = [], []
+    try:
+        info = wait_for(
+            "JupyterLab runtime file", lambda: [p.read_text() for p in dirs["runtime"].glob("jpserver-*.json")]
+        )
+        url = json.loads(info[0])["url"]
+        assert wait_for("/api/status", lambda: api("status"))["started"]
+        api("kernels", method="POST")
+        wait_for("a kernel process", lambda: any(b"ipykernel" in _cmdline(p) for p in _descendants(labkit.pid)))
+        processes = _descendants(labkit.pid)
+        os.kill(labkit.pid, signal.SIGINT)
+        assert labkit.wait(timeout=60) == 0
+    finally:
+        # On a failure above: JupyterLab runs in a session of its own, so labkit's group is not all there is.
+        processes = processes or _descendants(labkit.pid)
+        if labkit.poll() is None:
+            labkit.send_signal(signal.SIGTERM)
+            try:
+                labkit.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(labkit.pid, signal.SIGKILL)
+                labkit.wait()
+        # A kernel's parent reaps it a moment after it exits.
+        deadline = time.monotonic() + 10
+        while any(map(_alive, processes)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = [pid for pid in processes if _alive(pid)]
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+    text = log.read_text()
+    assert not left, f"processes {left} outlived labkit lab:\n{text}"
+    assert ("running as root, so JupyterLab starts with --allow-root" in text) == (os.geteuid() == 0), text
+    assert "Culling kernels with idle durations > 900 seconds at 60 second intervals" in text, text
+    assert "Culling kernels even with connected clients" in text, text

@@ -3,12 +3,15 @@
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 # Conda has no extras: what `moto[server]` pulls in through pip is listed by name there.
 CONDA_ONLY = {"python", "pip", "flask", "flask-cors"}
+# Not on conda-forge: environment.yml installs these from PyPI, in its `pip:` list.
+PYPI_ONLY = {"awslambdaric"}
 
 
 def _split(requirement: str) -> tuple[str, str]:
@@ -25,19 +28,37 @@ def pip_requirements() -> dict[str, str]:
     return found
 
 
+def _environment() -> list[Any]:
+    return yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+
+
 def conda_requirements() -> dict[str, str]:
-    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
-    return dict(_split(d) for d in environment["dependencies"] if isinstance(d, str))
+    """What environment.yml installs from conda-forge."""
+    return dict(_split(d) for d in _environment() if isinstance(d, str))
+
+
+def pypi_requirements() -> dict[str, str]:
+    """What environment.yml's `pip:` list installs from PyPI, less the project itself (`-e .[dev]`)."""
+    lists = [d["pip"] for d in _environment() if isinstance(d, dict) and "pip" in d]
+    assert len(lists) == 1, "environment.yml should have one `pip:` list (it installs the project)"
+    assert "-e .[dev]" in lists[0], "environment.yml's `pip:` list should install the project: -e .[dev]"
+    return dict(_split(r) for r in lists[0] if not r.startswith("-"))
 
 
 def test_every_pip_requirement_is_in_the_conda_environment_with_the_same_bound():
-    pip, conda = pip_requirements(), conda_requirements()
+    pip, conda = pip_requirements(), {**conda_requirements(), **pypi_requirements()}
     assert {name: conda.get(name) for name in pip} == pip
 
 
 def test_the_conda_environment_adds_nothing_pip_lacks():
     extra = set(conda_requirements()) - set(pip_requirements())
     assert extra <= CONDA_ONLY, f"environment.yml lists {sorted(extra - CONDA_ONLY)} that pyproject.toml does not"
+
+
+def test_only_packages_missing_from_conda_forge_come_from_pypi():
+    pypi, conda = set(pypi_requirements()), set(conda_requirements())
+    assert pypi == PYPI_ONLY, f"environment.yml's `pip:` list should hold {sorted(PYPI_ONLY)}, not {sorted(pypi)}"
+    assert not pypi & conda, f"{sorted(pypi & conda)} listed twice in environment.yml"
 
 
 def test_requirements_pin_lower_bounds_not_exact_versions():

@@ -1,6 +1,7 @@
 """The local cloud as a server: state shared across clients, moto's reset API, a quiet stderr."""
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -42,20 +43,20 @@ def test_reset_wipes_state_and_the_lambda_service_follows(local_server):
 
 
 def test_labkit_serve_is_quiet_and_serves_until_terminated(tmp_path):
-    # GIVEN `labkit serve` on a free port in its own process
-    with socket_port() as port:
-        pass
+    # GIVEN `labkit serve` on a port the system picks (a port found free and then released could be
+    # taken by a parallel test before the server binds it), in its own process
     process = subprocess.Popen(
-        [sys.executable, "-m", "labkit.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "labkit.cli", "serve", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
         first = process.stdout.readline()
-        assert first == f"Local cloud listening on http://127.0.0.1:{port}\n"
+        listening = re.fullmatch(r"Local cloud listening on (http://127\.0\.0\.1:[1-9][0-9]*)\n", first)
+        assert listening, first
         # WHEN a client builds and publishes through it
-        endpoint = f"http://127.0.0.1:{port}"
+        endpoint = listening.group(1)
         config = Config.from_env({"AWS_ENDPOINT_URL": endpoint}, function_timeout=1, visibility_timeout=1)
         lab = Lab(config, Clients(config))
         lab.up()
@@ -67,20 +68,6 @@ def test_labkit_serve_is_quiet_and_serves_until_terminated(tmp_path):
     # THEN it stopped cleanly and wrote nothing to stderr (no request log, no warnings)
     assert process.returncode == 0
     assert err == ""
-
-
-class socket_port:
-    """A free TCP port on 127.0.0.1 (released on exit, so the server can bind it)."""
-
-    def __enter__(self):
-        import socket
-
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
-        return self._socket.getsockname()[1]
-
-    def __exit__(self, *exc):
-        self._socket.close()
 
 
 def test_serve_on_a_taken_port_says_so(capsys, local_server):
