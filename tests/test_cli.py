@@ -289,6 +289,10 @@ def test_lab_starts_jupyterlab_as_this_user_and_leaves_no_process_behind(tmp_pat
     dirs = {name: tmp_path / name for name in ("notebooks", "runtime", "config", "data", "ipython")}
     for path in dirs.values():
         path.mkdir()
+    # labkit lab opens working copies of the notebooks it is given, so it needs one to copy.
+    (dirs["notebooks"] / "00_empty.ipynb").write_text(
+        json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "JPY_"))}
     env.update(
         JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),

@@ -85,7 +85,12 @@ def test_a_batching_window_gathers_more_than_ten_records(cloud: Any) -> None:
     _function(cloud, "windowed")
     arn = _queue(cloud, "windowed-q", [f"m{i}:0" for i in range(30)])
     cloud.clients("lambda").create_event_source_mapping(
-        FunctionName="windowed", EventSourceArn=arn, BatchSize=50, MaximumBatchingWindowInSeconds=1
+        FunctionName="windowed",
+        EventSourceArn=arn,
+        BatchSize=50,
+        MaximumBatchingWindowInSeconds=1,
+        # Two pollers share the 30 messages, so one batch holds at least 15 whatever the timing.
+        ScalingConfig={"MaximumConcurrency": 2},
     )
     runs = _runs(cloud, "windowed", 30)
     assert sum(r["records"] for r in runs) == 30

@@ -12,6 +12,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from labkit import cli
 from labkit.cli import main
 from labkit.errors import ConfigError
 from labkit.notebook.workspace import WORK_DIR, working_copy
@@ -60,13 +61,31 @@ def test_labkit_lab_opens_the_working_copies(tmp_path: Path, monkeypatch: pytest
     shutil.copyfile(NOTEBOOKS / "01_create_table.ipynb", source / "01_create_table.ipynb")
     commands: list[list[str]] = []
 
-    def fake_call(command: list[str], **_: Any) -> int:
-        commands.append(command)
-        return 0
+    real_popen = subprocess.Popen
 
-    monkeypatch.setattr(subprocess, "call", fake_call)
+    class FakeJupyter:
+        """Stands in for JupyterLab's process: records its command line and exits at once."""
 
-    assert main(["lab", "--notebooks", str(source), "--port", "0"]) == 0
+        def __init__(self, command: list[str], **_: Any) -> None:
+            commands.append(command)
+
+        def wait(self, timeout: float | None = None) -> int:
+            return 0
+
+        def poll(self) -> int:
+            return 0
+
+    def popen(command: list[str], **kwargs: Any) -> Any:
+        # The local cloud starts processes of its own (its fork server); only JupyterLab is faked.
+        if "jupyterlab" in command:
+            return FakeJupyter(command, **kwargs)
+        return real_popen(command, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    # Nothing was started, so there is no process group to stop.
+    monkeypatch.setattr(cli, "_stop_process_group", lambda process, grace: None)
+
+    assert main(["lab", "--notebooks", str(source), "--cloud-port", "0"]) == 0
 
     (command,) = commands
     assert f"--notebook-dir={tmp_path / WORK_DIR}" in command

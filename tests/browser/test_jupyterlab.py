@@ -261,9 +261,17 @@ def test_dlq_notebook_draws_its_chart(student: Student) -> None:
 
     # THEN the cell that charts the queue and the DLQ shows a picture the browser decoded
     with student.step("find the DLQ chart", "a decoded image under the code cell that charts the DLQ"):
+        # JupyterLab renders only the cells near the view: walk up the notebook until the chart is drawn.
         charts = student.page.wait_for_function(
-            f"() => {{ const found = ({DLQ_CHARTS_JS})(); return found.length && found.every(c => c.loaded) ? found : null; }}",
+            f"""() => {{
+                const found = ({DLQ_CHARTS_JS})();
+                if (found.length && found.every(c => c.loaded)) return found;
+                const panel = document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer');
+                if (panel) panel.scrollTop = panel.scrollTop > 0 ? panel.scrollTop - panel.clientHeight / 2 : panel.scrollHeight;
+                return null;
+            }}""",
             timeout=WIDGET_TIMEOUT_MS,
+            polling=300,
         ).json_value()
     chart_cell = student.page.locator(".jp-CodeCell", has_text="DLQ").filter(has=student.page.locator("img")).first
     shot = student.show(chart_cell, "lab-06-dlq-chart")
