@@ -130,6 +130,7 @@ def parse_invocations(events: Iterable[dict[str, Any]]) -> list[Invocation]:
     ordered = sorted(events, key=lambda e: (e.get("timestamp", 0), e.get("ingestionTime", 0)))
     open_blocks: dict[str, dict[str, Any]] = {}
     done: dict[str, dict[str, Any]] = {}
+    block: dict[str, Any] | None
     for event in ordered:
         text = event.get("message", "").rstrip("\n")
         stream = event.get("logStreamName", "")

@@ -221,7 +221,8 @@ def dlq_frame(lab: Lab) -> pd.DataFrame:
         at = sent[message["MessageId"]]
         window = [i for i in found if at - logs.CLOCK_SKEW_S <= i.start <= at + span]
         mine = logs.invocations_of(window, order_id if isinstance(order_id, str) else None, (message["MessageId"],))
-        reasons, counts = [], []
+        reasons: list[str | None] = []
+        counts: list[int] = []
         for invocation in mine:
             records = [r for r in invocation.records if r.message_id == message["MessageId"]]
             counts.extend(r.receive_count or 0 for r in records)

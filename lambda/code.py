@@ -145,6 +145,6 @@ def log(record: Any, message_id: Any, order: Any, outcome: str, reason: str | No
 
 
 def show(value: Any) -> str:
-    """Return a short JSON rendering of a value for error messages."""
-    text = {dict: "an object", list: "an array"}.get(type(value)) or json.dumps(value)  # big or deep: named only
+    """Return a short JSON rendering of a value for error messages (an object or array, maybe big or deep: named)."""
+    text = "an object" if type(value) is dict else "an array" if type(value) is list else json.dumps(value)
     return text if len(text) <= 60 else text[:60] + "..."

@@ -37,9 +37,9 @@ def key_problem(table: dict[str, Any]) -> str | None:
     keys = {k["KeyType"]: k["AttributeName"] for k in table.get("KeySchema", [])}
     if keys == {"HASH": PARTITION_KEY} and types.get(PARTITION_KEY) == "S":
         return None
-    found = [f"partition key {keys.get('HASH')} ({TYPE_NAMES.get(types.get(keys.get('HASH', '')), '?')})"]
+    found = [f"partition key {keys.get('HASH')} ({TYPE_NAMES.get(types.get(keys.get('HASH', ''), ''), '?')})"]
     if "RANGE" in keys:
-        found.append(f"sort key {keys['RANGE']} ({TYPE_NAMES.get(types.get(keys['RANGE']), '?')})")
+        found.append(f"sort key {keys['RANGE']} ({TYPE_NAMES.get(types.get(keys['RANGE'], ''), '?')})")
     return " and ".join(found)
 
 

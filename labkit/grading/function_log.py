@@ -59,7 +59,8 @@ class FunctionError:
     def where(self) -> Frame | None:
         """The innermost frame in the student's code (else the innermost frame), if there is a traceback."""
         own = [f for f in self.frames if not any(part in f.file for part in _RUNTIME_FILES)]
-        return (own or self.frames or [None])[-1]
+        frames = own or self.frames
+        return frames[-1] if frames else None
 
     def describe(self) -> str:
         """`KeyError: 'x' (File "/var/task/code.py", line 7, in lambda_handler: ...)` as messages show it."""

@@ -437,7 +437,8 @@ class _RuntimeAPIHandler(BaseHTTPRequestHandler):
 def _serve_connection(conn: socket.socket, address: Any, environment: ExecutionEnvironment) -> None:
     # A killed environment drops its connection mid-request: that ends the conversation, nothing more.
     try:
-        _RuntimeAPIHandler(conn, address, environment)
+        # The handler reads its environment where http.server keeps the server (see its `server` annotation).
+        _RuntimeAPIHandler(conn, address, environment)  # type: ignore[arg-type]
     except OSError:
         pass
     finally:

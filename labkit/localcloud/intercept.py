@@ -65,11 +65,11 @@ def _call_action(self: BaseResponse) -> Any:
         failure = before(call) if before is not None else None
         if failure is not None:
             status, code, message = failure
-            body = json.dumps({"__type": f"com.amazonaws.{service}#{code}", "message": message})
+            error_body = json.dumps({"__type": f"com.amazonaws.{service}#{code}", "message": message})
             return (
                 status,
                 {"status": status, "x-amzn-errortype": code, "content-type": "application/x-amz-json-1.0"},
-                body,
+                error_body,
             )
     status, headers, body = _original_call_action(self)
     for _, after in mine:

@@ -109,7 +109,7 @@ def problems() -> list[str]:
 
 def moto_queue_attributes() -> Any:
     """The getter of moto's own `Queue.attributes`, whatever wraps it now."""
-    return _original_queue_attributes.fget
+    return _original_queue_attributes.fget  # type: ignore[attr-defined]
 
 
 def _until() -> float:
@@ -126,13 +126,13 @@ def _pending(resource: Any, name: str) -> bool:
 
 def _create_table(self: DynamoDBBackend, name: str, *args: Any, **kwargs: Any) -> Table:
     table = _original_create_table(self, name, *args, **kwargs)
-    table.labkit_creating_until = _until()
+    table.labkit_creating_until = _until()  # type: ignore[attr-defined]
     return table
 
 
 def _delete_table(self: DynamoDBBackend, name: str) -> Table:
     table = _original_delete_table(self, name)
-    table.labkit_deleting = True
+    table.labkit_deleting = True  # type: ignore[attr-defined]
     return table
 
 
@@ -151,9 +151,9 @@ def _table_describe(self: Table, base_key: str = "TableDescription") -> dict[str
 def _create_function(self: LambdaBackend, spec: dict[str, Any]) -> LambdaFunction:
     function = _original_create_function(self, spec)
     until = _until()
-    function.labkit_pending_until = until
+    function.labkit_pending_until = until  # type: ignore[attr-defined]
     # With Publish, moto answers with a copy; the stored $LATEST is the one later reads find.
-    self.get_function(function.function_name).labkit_pending_until = until
+    self.get_function(function.function_name).labkit_pending_until = until  # type: ignore[attr-defined]
     return function
 
 
@@ -193,12 +193,12 @@ def _backend_invoke(self: LambdaBackend, function_name: str, qualifier: str | No
 
 
 def _update_code(self: LambdaFunction, updated_spec: dict[str, Any]) -> dict[str, Any]:
-    self.labkit_updating_until = _until()
+    self.labkit_updating_until = _until()  # type: ignore[attr-defined]
     return _original_update_code(self, updated_spec)
 
 
 def _update_configuration(self: LambdaFunction, config_updates: dict[str, Any]) -> dict[str, Any]:
-    self.labkit_updating_until = _until()
+    self.labkit_updating_until = _until()  # type: ignore[attr-defined]
     return _original_update_configuration(self, config_updates)
 
 
@@ -222,7 +222,7 @@ def _function_configuration(self: LambdaFunction, on_create: bool = False) -> di
 
 def _create_mapping(self: LambdaBackend, spec: dict[str, Any]) -> EventSourceMapping:
     mapping = _original_create_mapping(self, spec)
-    mapping.labkit_transition = ("Creating", _until())
+    mapping.labkit_transition = ("Creating", _until())  # type: ignore[attr-defined]
     return mapping
 
 
@@ -235,7 +235,7 @@ def _update_mapping(self: LambdaBackend, uuid: str, spec: dict[str, Any]) -> Eve
             state = "Enabling" if mapping.enabled else "Disabling"
         else:
             state = "Updating"
-        mapping.labkit_transition = (state, _until())
+        mapping.labkit_transition = (state, _until())  # type: ignore[attr-defined]
     return mapping
 
 
@@ -248,7 +248,7 @@ def _mapping_configuration(self: EventSourceMapping) -> dict[str, Any]:
 
 
 def _queue_attributes(self: Queue) -> dict[str, Any]:
-    attributes: dict[str, Any] = _original_queue_attributes.fget(self)  # type: ignore[misc]
+    attributes: dict[str, Any] = _original_queue_attributes.fget(self)  # type: ignore[attr-defined]
     for name in TIMESTAMP_ATTRIBUTES:
         value = attributes.get(name)
         if isinstance(value, float):

@@ -81,7 +81,7 @@ def check_batching(batch_size: int | None, window: int | None, fifo: bool) -> No
 
 def check_visibility(queue: Queue, function: LambdaFunction) -> None:
     """Raise AWS's error if the queue hides a message for less time than the function may run."""
-    visibility = int(queue.visibility_timeout)
+    visibility = int(queue.visibility_timeout)  # type: ignore[attr-defined]  # moto sets it from BASE_ATTRIBUTES
     timeout = int(function.timeout)
     if visibility < timeout:
         raise InvalidParameterValueException(

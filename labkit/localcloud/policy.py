@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -22,7 +22,7 @@ DENY = "Deny"
 IMPLICIT_DENY = "ImplicitDeny"
 
 
-def statements(document: str | Mapping[str, Any] | None) -> list[dict[str, Any]]:
+def statements(document: str | Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
     """The statements of a policy document, always as a list (empty for no policy or bad JSON)."""
     if not document:
         return []
@@ -33,7 +33,7 @@ def statements(document: str | Mapping[str, Any] | None) -> list[dict[str, Any]]
 
 
 @lru_cache(maxsize=256)
-def _parsed(text: str) -> tuple[dict[str, Any], ...]:
+def _parsed(text: str) -> tuple[Mapping[str, Any], ...]:
     try:
         document = json.loads(text)
     except ValueError:
@@ -41,7 +41,7 @@ def _parsed(text: str) -> tuple[dict[str, Any], ...]:
     return tuple(_statements_of(document))
 
 
-def _statements_of(document: Any) -> list[dict[str, Any]]:
+def _statements_of(document: Any) -> list[Mapping[str, Any]]:
     if not isinstance(document, Mapping):
         return []
     body = document.get("Statement", [])
@@ -155,7 +155,7 @@ def arn_matches(pattern: str, arn: str) -> bool:
     return all(string_like(w, a) for w, a in zip(wanted, actual, strict=True))
 
 
-_POSITIVE = {
+_POSITIVE: dict[str, Callable[[str, str], bool]] = {
     "StringEquals": lambda p, v: p == v,
     "StringEqualsIgnoreCase": lambda p, v: p.lower() == v.lower(),
     "StringLike": string_like,

@@ -12,6 +12,7 @@ tests/test_queues.py compares them.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -65,7 +66,7 @@ def _delete_message(self: Queue, receipt_handle: str) -> None:
         if message.had_receipt_handle(receipt_handle):
             del self._messages[index]
             self.pending_messages.discard(message)
-            self.deleted_messages.update(message.all_receipt_handles)
+            self.deleted_messages.update(message.all_receipt_handles)  # type: ignore[arg-type]  # as moto's own does
             return
     raise ReceiptHandleIsInvalid()
 
@@ -112,7 +113,7 @@ def install() -> None:
     SQSBackend.receive_message = _receive_message  # type: ignore[method-assign]
     SQSBackend.get_queue_attributes = _get_queue_attributes  # type: ignore[method-assign]
     for name in _COUNTS:
-        setattr(Queue, name, property(lambda self, which=name: _count(self, which)))
+        setattr(Queue, name, property(functools.partial(_count, which=name)))
 
 
 def problems() -> list[str]:
@@ -126,6 +127,6 @@ def problems() -> list[str]:
         if not isinstance(Queue.__dict__.get(name), property):
             found.append(f"moto's Queue.{name} is no longer a property")
     for prop, field in ((_sqs_models.Message.visible, "visible_at"), (_sqs_models.Message.delayed, "delayed_until")):
-        if field not in prop.fget.__code__.co_names:
+        if field not in prop.fget.__code__.co_names:  # type: ignore[attr-defined]
             found.append(f"moto's SQS Message no longer keeps {field}")
     return found

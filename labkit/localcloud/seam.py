@@ -385,7 +385,7 @@ def _fast_path_problems() -> list[str]:
     if "MessageRetentionPeriod" not in Queue.BASE_ATTRIBUTES:
         problems.append("moto's Queue no longer keeps MessageRetentionPeriod")
     for prop in (_sqs_models.Message.visible, _sqs_models.Message.delayed):
-        if "unix_time_millis" not in prop.fget.__code__.co_names:
+        if "unix_time_millis" not in prop.fget.__code__.co_names:  # type: ignore[attr-defined]
             problems.append("moto's SQS Message no longer reads the clock through unix_time_millis")
     for owner, name in (
         (LambdaFunction, "get_configuration"),
@@ -416,7 +416,8 @@ def _unix_time_millis(dt: datetime | None = None) -> float:
 def _retention_ok(self: SQSBackend, queue_name: str, message: Any) -> bool:
     # moto reads the period through get_queue_attributes, which rebuilds all attributes three times.
     queue = self.get_queue(queue_name)
-    return queue.message_retention_period + message.sent_timestamp / 1000 > _sqs_models.unix_time()
+    retention = queue.message_retention_period  # type: ignore[attr-defined]  # moto sets it from BASE_ATTRIBUTES
+    return retention + message.sent_timestamp / 1000 > _sqs_models.unix_time()
 
 
 def _post_data(
@@ -480,7 +481,7 @@ def _signing_certificate(subscription: Subscription, key: Any, region: str) -> s
     name = f"SimpleNotificationService-{uuid.uuid4().hex}.pem"
     # moto serves every certificate from the default account's backend of the region.
     _sns_backends[DEFAULT_ACCOUNT_ID][region]._message_public_keys[name] = cert.public_bytes(serialization.Encoding.PEM)
-    subscription.labkit_signing_cert = name
+    subscription.labkit_signing_cert = name  # type: ignore[attr-defined]
     return name
 
 
@@ -495,7 +496,7 @@ def function_configuration(function: str, account: str, region: str) -> dict[str
     configuration = copy.deepcopy(_lambda_backend(account, region).get_function(function).get_configuration())
     # The API leaves out fields that have no value.
     configuration = {key: value for key, value in configuration.items() if value is not None}
-    return LambdaResponse._set_configuration_qualifier(configuration, function, None)  # type: ignore[no-any-return]
+    return LambdaResponse._set_configuration_qualifier(configuration, function, None)  # type: ignore[arg-type]
 
 
 def put_function_logs(account: str, region: str, group: str, stream: str, events: list[dict[str, Any]]) -> None:

@@ -112,9 +112,9 @@ def _what_happened(lab: Lab, order_id: str, journey: Journey | None) -> str:
             for i in logs.invocations(lab, since=time.time() - LOOK_BACK_S)
             if any(r.order_id == order_id for r in i.records) or names_order(i, order_id)
         ]
-        failed = [i for i in named if i.error is not None]
+        failed = [i.error for i in named if i.error is not None]
         if failed:
-            return f"the function failed on it with {explain_error(failed[-1].error)}"
+            return f"the function failed on it with {explain_error(failed[-1])}"
     return (
         "is it still in the queue, or in the DLQ? Look at lab.counts() and the function's log "
         f"(`labkit logs --order {order_id}`)."
