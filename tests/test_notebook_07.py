@@ -110,7 +110,8 @@ def test_notebook_07_figures_agree(executed: nbformat.NotebookNode) -> None:
     bills = float(small[9]), float(big[9])
     if verdict[3]:
         assert verdict[4] == ("lower" if bills[1] < bills[0] else "higher")
-        assert int(verdict[3]) == round(abs(bills[1] - bills[0]) / bills[0] * 100)
+        # The table prints rounded bills; the sentence's percentage comes from the unrounded ones.
+        assert abs(int(verdict[3]) - abs(bills[1] - bills[0]) / bills[0] * 100) <= 1
     else:
         assert bills[0] == bills[1]
     requests = int(small[5]) - int(big[5])
@@ -123,7 +124,7 @@ def test_notebook_07_figures_agree(executed: nbformat.NotebookNode) -> None:
     seconds = float(small[3]), float(big[3])
     if verdict[9]:
         assert verdict[10] == ("faster" if seconds[1] < seconds[0] else "slower")
-        assert int(verdict[9]) == round(abs(seconds[1] - seconds[0]) / seconds[0] * 100)
+        assert abs(int(verdict[9]) - abs(seconds[1] - seconds[0]) / seconds[0] * 100) <= 1
     else:
         assert seconds[0] == seconds[1]
 
