@@ -100,59 +100,64 @@ class Hooks:
             self._remove_put()
 
 
-class DepthSampler:
+class _Sampler:
+    """Calls `sample()` every *interval* seconds in a thread while the `with` block runs."""
+
+    def __init__(self, interval: float, name: str) -> None:
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def __enter__(self) -> Any:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            self.sample()
+            if self._stop.wait(self._interval):
+                return
+
+    def sample(self) -> None:
+        """Take one reading."""
+        raise NotImplementedError
+
+
+class DepthSampler(_Sampler):
     """Reads the queue's counts every *interval* seconds in a thread; keeps the deepest seen."""
 
     def __init__(self, clients: Clients, url: str, interval: float) -> None:
-        self._clients, self._url, self._interval = clients, url, interval
+        super().__init__(interval, "labkit-bench-sampler")
+        self._clients, self._url = clients, url
         self.max_visible = 0
         self.max_depth = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="labkit-bench-sampler", daemon=True)
 
-    def __enter__(self) -> DepthSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _loop(self) -> None:
-        while True:
-            counts = sqs.get_queue_counts(self._clients, self._url)
-            self.max_visible = max(self.max_visible, counts["visible"])
-            self.max_depth = max(self.max_depth, counts["visible"] + counts["in_flight"])
-            if self._stop.wait(self._interval):
-                return
+    def sample(self) -> None:
+        """Read the queue's counts once."""
+        counts = sqs.get_queue_counts(self._clients, self._url)
+        self.max_visible = max(self.max_visible, counts["visible"])
+        self.max_depth = max(self.max_depth, counts["visible"] + counts["in_flight"])
 
 
-class RssSampler:
+class RssSampler(_Sampler):
     """Samples this process's RSS, and that plus the PSS of the processes *pids* names, every *interval* seconds."""
 
     def __init__(self, pids: Callable[[], Iterable[int]], interval: float) -> None:
-        self._pids, self._interval = pids, interval
+        super().__init__(interval, "labkit-bench-rss")
+        self._pids = pids
         self.peak_mb = 0.0
         self.peak_tree_mb = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="labkit-bench-rss", daemon=True)
 
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _loop(self) -> None:
-        while True:
-            own = rss_mb("VmRSS")
-            others = sum(process_pss_mb(pid) for pid in self._pids())
-            self.peak_mb = max(self.peak_mb, own)
-            self.peak_tree_mb = max(self.peak_tree_mb, own + others)
-            if self._stop.wait(self._interval):
-                return
+    def sample(self) -> None:
+        """Read the memory once."""
+        own = rss_mb("VmRSS")
+        others = sum(process_pss_mb(pid) for pid in self._pids())
+        self.peak_mb = max(self.peak_mb, own)
+        self.peak_tree_mb = max(self.peak_tree_mb, own + others)
 
 
 def percentile(ordered: list[float], pct: float) -> float:

@@ -104,36 +104,31 @@ def _resources(lab: Lab, through: int) -> list[tuple[str, Callable[[], bool]]]:
     """(label, does it exist?) for each resource of steps 1 to *through*, in build order."""
     config, clients = lab.config, lab.clients
 
-    def table() -> bool:
+    def exists(read: Callable[[], object], missing: str) -> bool:
         try:
-            clients("dynamodb").describe_table(TableName=config.table_name)
+            read()
         except ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
+            if error_code(exc) == missing:
                 return False
             raise
         return True
+
+    def table() -> bool:
+        return exists(
+            lambda: clients("dynamodb").describe_table(TableName=config.table_name), "ResourceNotFoundException"
+        )
 
     def subscription() -> bool:
         topic, queue = sns.get_topic_arn(config, clients), sqs.get_queue(clients, config.queue_name)
         return bool(topic and queue and sns.find_subscription(clients, topic, queue.arn))
 
     def role() -> bool:
-        try:
-            clients("iam").get_role(RoleName=config.role_name)
-        except ClientError as exc:
-            if error_code(exc) == "NoSuchEntity":
-                return False
-            raise
-        return True
+        return exists(lambda: clients("iam").get_role(RoleName=config.role_name), "NoSuchEntity")
 
     def function() -> bool:
-        try:
-            clients("lambda").get_function(FunctionName=config.function_name)
-        except ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return False
-            raise
-        return True
+        return exists(
+            lambda: clients("lambda").get_function(FunctionName=config.function_name), "ResourceNotFoundException"
+        )
 
     def trigger() -> bool:
         queue = sqs.get_queue(clients, config.queue_name)
