@@ -123,8 +123,8 @@ def _follow(lab: Lab, queue_url: str, total: int, on_progress: Callable[[int], N
 def _set_trigger(lab: Lab, enabled: bool) -> None:
     lab.ensure_trigger(enabled=enabled)
     if lab.cloud is not None:
-        # AWS reports a mapping as Enabled/Disabled once its pollers follow; the local service reads
-        # mappings every quarter second, so make it read them now.
+        # AWS reports a mapping as Enabled/Disabled once its pollers follow; the local service rereads
+        # mappings in its own thread when one changes, so make it read them now.
         lab.cloud.service.refresh()
 
 

@@ -199,7 +199,7 @@ def queue_visibility_timeout(facts: Facts, rubric: Rubric) -> Outcome:
     )
 
 
-# Step 5: the sample order, and (with --probe) a fresh order and a malformed message.
+# Step 5: the sample order, and (unless --no-probe) a fresh order and a malformed message.
 @check("order.sample", 5, "The sample order is stored with the right attributes")
 def order_sample(facts: Facts, rubric: Rubric) -> Outcome:
     """Check: the sample order is stored with the right attributes."""
