@@ -51,6 +51,18 @@ def test_aws_managed_policies_exist_in_iam(local_cloud):
         assert iam.get_policy(PolicyArn=arn)["Policy"]["Arn"] == arn
 
 
+def test_aws_managed_policies_are_loaded_in_the_labs_partition_only(local_cloud):
+    # GIVEN moto's IAM backends of the lab's account, one per partition, built by a first IAM request
+    from moto.iam.models import iam_backends
+
+    local_cloud.clients("iam").list_roles()
+    backends = iam_backends[local_cloud.clients.account_id]
+    # THEN the aws partition holds AWS's managed policies and the others, which the lab never reaches, none
+    assert "arn:aws:iam::aws:policy/AdministratorAccess" in backends[seam.LAB_PARTITION].managed_policies
+    others = [backends[name] for name in ("aws-cn", "aws-us-gov")]
+    assert [backend.aws_managed_policies for backend in others] == [[], []]
+
+
 # The fast paths: each must return exactly what the moto code it replaces returns.
 
 

@@ -123,6 +123,7 @@ def install(invoke_hook: InvokeHook | None = None) -> None:
         _access_control.IAMRequestBase.check_action_permitted = _check_action_permitted  # type: ignore[method-assign]
         _access_control.IAMRequest._raise_access_denied = _raise_access_denied  # type: ignore[method-assign]
         _install_fast_paths()
+        IAMBackend._init_aws_policies = _managed_policies_in_lab_partition_only  # type: ignore[method-assign]
         delivery.install()
         lifecycle.install()
         # After lifecycle: validation runs before a mapping is made and given its first state.
@@ -166,6 +167,8 @@ def check_compatible() -> None:
     if hasattr(DynamoHandler, "_determine_resource") and not _installed:
         problems.append("moto's DynamoHandler now names its own IAM resource; drop labkit's")
     problems.extend(_fast_path_problems())
+    if "_init_aws_policies" not in IAMBackend.__init__.__code__.co_names:
+        problems.append("moto's IAMBackend no longer loads AWS managed policies through _init_aws_policies")
     problems.extend(delivery.problems() + lifecycle.problems() + mappings.problems())
     if problems:
         raise RuntimeError("labkit's local cloud does not support this moto: " + "; ".join(problems))
@@ -483,6 +486,21 @@ def _signing_certificate(subscription: Subscription, key: Any, region: str) -> s
     _sns_backends[DEFAULT_ACCOUNT_ID][region]._message_public_keys[name] = cert.public_bytes(serialization.Encoding.PEM)
     subscription.labkit_signing_cert = name  # type: ignore[attr-defined]
     return name
+
+
+# IAM's managed policies. moto builds an IAM backend for each of six partitions (aws, aws-cn, aws-us-gov, ...)
+# and loads all ~1,580 AWS managed policies into each, on the first IAM request and again when a local
+# cloud stops: about 1.5 s of CPU per cloud. The lab's account lives in the aws partition; the other
+# partitions' backends, which nothing reaches, start without them.
+LAB_PARTITION = "aws"
+_original_init_aws_policies = IAMBackend._init_aws_policies
+
+
+def _managed_policies_in_lab_partition_only(self: IAMBackend) -> list[Any]:
+    # moto names each IAM backend after its partition, in the place of a region.
+    if self.region_name != LAB_PARTITION:
+        return []
+    return _original_init_aws_policies(self)
 
 
 def function_configuration(function: str, account: str, region: str) -> dict[str, Any]:
