@@ -9,6 +9,7 @@ AWS APIs over loopback: in-process, the cloud serves moto's endpoint on 127.0.0.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -126,7 +127,7 @@ class LocalCloud:
             seam.disable_iam()
             self._enforcing = False
         if self._server is not None:
-            self._server.stop()
+            _stop_server(self._server)
             self._server = None
         if self._mock is not None:
             self._mock.stop()
@@ -150,6 +151,19 @@ def _start_server(host: str, port: int) -> tuple[Any, str]:
     server.start()
     bound_host, bound_port = server.get_host_and_port()
     return server, f"http://{bound_host}:{bound_port}"
+
+
+def _stop_server(server: Any) -> None:
+    """Stop moto's server thread without waiting out its poll interval."""
+    host, port = server.get_host_and_port()
+    stopping = threading.Thread(target=server.stop, name="labkit-server-stop", daemon=True)
+    stopping.start()
+    # The server looks for a shutdown request only between polls, every half second; a connection
+    # wakes it at once. One made before the request is served and closed as an empty one.
+    while stopping.is_alive():
+        with contextlib.suppress(OSError):
+            socket.create_connection((host, port), timeout=1).close()
+        stopping.join(0.01)
 
 
 def _check_port_free(host: str, port: int) -> None:
