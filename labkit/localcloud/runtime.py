@@ -104,8 +104,10 @@ class FunctionRuntime:
         self._workdir = tempfile.TemporaryDirectory(prefix="labkit-lambda-")
         self._runtime_dir = Path(self._workdir.name) / "runtime" / "python"
         prepare_runtime_dir(self._runtime_dir)
-        # Started now, so it has loaded the runtime by the first invocation.
-        self._server: ForkServer | None = ForkServer(self._runtime_dir)
+        # Started by `warm()` once a mapping exists, or else by the first invocation: loading the
+        # runtime costs the fork server about half a second of CPU, spent for nothing by a cloud
+        # that never runs a function.
+        self._server: ForkServer | None = None
         self._lock = threading.Lock()
         self._idle: dict[str, list[ExecutionEnvironment]] = {}
         self._current: dict[str, str] = {}
@@ -260,8 +262,17 @@ class FunctionRuntime:
             self._streams_of[environment] = stream
         return environment
 
+    def warm(self) -> None:
+        """Start loading the runtime now, so the first invocation does not wait for it."""
+        with self._lock:
+            if self._closed or self._server is not None:
+                return
+        self._fork_server()
+
     def _fork_server(self) -> ForkServer:
         with self._lock:
+            if self._closed:
+                raise RuntimeError("The local Lambda runtime is stopped.")
             if self._server is None or not self._server.alive:
                 if self._server is not None:
                     self._server.close()

@@ -115,6 +115,9 @@ class LambdaService:
 
     def _refresh(self) -> None:
         listed = list(paginate(self._clients("lambda"), "list_event_source_mappings", "EventSourceMappings"))
+        if listed:
+            # Loaded while the mapping is made, so its first batch does not wait for the runtime.
+            self.runtime.warm()
         self._transitional = any(m.get("State") in _TRANSITIONAL for m in listed)
         mappings = {
             m["UUID"]: m
