@@ -157,9 +157,17 @@ def built_lab(make_lab: Callable[..., Any]) -> Any:
 
 # --- `make test-fast` -----------------------------------------------------------------------------------------
 
-# Whole pipelines over HTTP or under load: seconds each. `make test` runs them, `make test-fast` leaves them out.
+# Whole pipelines over HTTP, under load, in a subprocess or a notebook: seconds each. `make test` runs them,
+# `make test-fast` leaves them out; so does a test marked `slow` (one that waits out retries, for one).
 SLOW_FIXTURES = {"local_server", "new_lab", "shared_cloud"}
-SLOW_MODULES = {"tests/test_bench.py", "tests/reliability/test_report.py"}
+SLOW_MODULES = {
+    "tests/test_bench.py",
+    "tests/reliability/test_report.py",
+    "tests/test_awscli_walkthrough.py",
+    "tests/test_lifetimes.py",
+    "tests/test_notebook_07.py",
+    "tests/test_standalone.py",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -271,6 +271,7 @@ def _function(aws: Any, role_arn: str, timeout: int = 3, name: str = "OrderProce
     )
 
 
+@pytest.mark.slow
 def test_function_is_pending_then_active_and_updates_are_in_progress(aws, monkeypatch):
     """CreateFunction answers State Pending with StateReasonCode Creating, and the function can be
     neither invoked nor updated until function_active_v2 sees it Active. UpdateFunctionCode and
@@ -337,6 +338,7 @@ def _settle(lam: Any, uuid: str) -> str:
     return state
 
 
+@pytest.mark.slow
 def test_mapping_is_creating_then_enabled_and_updates_pass_through_their_states(aws, monkeypatch):
     """CreateEventSourceMapping answers Creating, then Enabled; an update answers Updating, disabling
     answers Disabling then Disabled, and DeleteEventSourceMapping answers Deleting.

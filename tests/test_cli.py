@@ -148,6 +148,7 @@ def test_bad_configuration_is_one_line(monkeypatch, capsys):
     assert code == 2 and "Unknown backend 'gcp'" in err
 
 
+@pytest.mark.slow
 def test_demo_prints_the_stored_order_and_the_dlq_count(capsys):
     code, out, _ = run(capsys, "demo", "--visibility-timeout", "1")
     assert code == 0

@@ -242,6 +242,7 @@ def test_a_faulty_handler_fails_its_invocation_as_on_aws(cloud: Any, deploy: Cal
     assert invoke(cloud, f"fine-after-{name}") == ("ok", None)
 
 
+@pytest.mark.slow
 def test_faulty_handlers_behind_queues_end_in_their_dlqs_while_a_good_one_runs(
     cloud: Any, deploy: Callable[..., str]
 ) -> None:

@@ -76,6 +76,7 @@ def test_the_event_builder_gives_the_sample_order_inside_an_sns_envelope_inside_
     assert order["orderId"] != events.fresh_order("T")["orderId"]
 
 
+@pytest.mark.slow
 def test_the_flow_check_fails_on_a_keyerror_handler_with_the_functions_error(broken_lab: Any) -> None:
     # GIVEN a KeyError handler deployed; WHEN notebook 05 publishes a fresh order and follows it
     order = events.fresh_order("T")
@@ -157,6 +158,7 @@ def test_the_log_viewer_says_when_there_is_nothing(built_lab: Any) -> None:
     assert str(view) == f"{logs.log_group(built_lab)}: 0 event(s), request no-such-request in the last 1h: none"
 
 
+@pytest.mark.slow
 def test_the_order_form_shows_the_functions_error(broken_lab: Any) -> None:
     from labkit.widgets import OrderForm
 

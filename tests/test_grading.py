@@ -388,6 +388,7 @@ MISCONFIGURATIONS = [
 class TestGrading:
     """Grading against one in-process local cloud, a fresh name prefix per test."""
 
+    @pytest.mark.slow
     def test_labkit_setup_scores_full_marks(self, build: Callable[..., Lab]) -> None:
         # GIVEN the pipeline built by labkit, the sample order published and stored
         lab = build("a1", visibility_timeout=6)
@@ -672,6 +673,7 @@ def test_policy_reader_follows_wildcards_and_denies() -> None:
     assert allows([json.dumps(allow_all)], "dynamodb:PutItem", table)
 
 
+@pytest.mark.slow
 def test_cli_grade_against_a_server(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -746,6 +748,7 @@ def lambda_handler(event, context):
 """
 
 
+@pytest.mark.slow
 def test_cli_grade_fails_a_handler_that_raises_and_names_its_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

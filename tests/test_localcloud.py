@@ -61,6 +61,7 @@ def test_sample_order_flows_from_topic_to_table(built_lab):
     }
 
 
+@pytest.mark.slow
 def test_poison_message_reaches_the_dlq_after_exactly_three_receives(built_lab):
     # GIVEN the handler that records each receive, and a message it always fails
     built_lab.ensure_function(source=RECORDER)
@@ -114,6 +115,7 @@ def test_batch_size_ten_takes_up_to_ten_records_per_call(local_cloud, make_lab):
     assert local_cloud.service.stats["invocations"] < 25
 
 
+@pytest.mark.slow
 def test_partial_batch_failure_retries_only_the_failed_record(local_cloud, make_lab):
     lab = make_lab(batch_size=10)
     lab.up()
@@ -178,6 +180,7 @@ def test_invoke_runs_the_deployed_handler(built_lab, load_event):
     assert failed.payload["errorType"] == "BatchFailed"
 
 
+@pytest.mark.slow
 def test_handler_over_its_timeout_is_retried(built_lab):
     slow = "import time\ndef lambda_handler(event, context):\n    time.sleep(context.get_remaining_time_in_millis() / 1000 + 0.5)\n"
     built_lab.ensure_function(source=slow)
@@ -197,6 +200,7 @@ def test_function_logs_reach_cloudwatch_logs(built_lab):
     assert outcome and outcome[0]["orderId"] == "01234" and outcome[0]["outcome"] == "stored"
 
 
+@pytest.mark.slow
 def test_malformed_body_and_good_order_end_where_they_should(built_lab):
     built_lab.publish_orders([SAMPLE_ORDER, MALFORMED_BODY])
     counts = built_lab.wait_until_drained(timeout=60)

@@ -126,6 +126,7 @@ def test_least_privilege_role_stores_orders_and_may_do_nothing_else(enforced):
     assert denied(lambda: role_client(lab, "iam").list_roles())
 
 
+@pytest.mark.slow
 def test_the_seeds_policies_work_and_without_dynamodb_write_orders_reach_the_dlq(enforced):
     """GIVEN IAM enforced and the seed's managed policies THEN an order is stored.
     WHEN the role keeps only AWSLambdaBasicExecutionRole THEN each of 3 receives fails with AccessDenied and the
@@ -251,6 +252,7 @@ def _random(alphabet, n):
     return "".join(secrets.choice(alphabet) for _ in range(n))
 
 
+@pytest.mark.slow
 def test_no_secret_reaches_logs_reports_cli_output_or_notebooks(enforced, monkeypatch, capsys):
     """GIVEN credentials in the environment and a handler running with its role's temporary credentials
     WHEN orders (good and bad) go through and every report and CLI view is produced

@@ -42,6 +42,7 @@ def test_reset_wipes_state_and_the_lambda_service_follows(local_server):
     assert lab.wait_until_drained(timeout=20)["orders"] == 1
 
 
+@pytest.mark.slow
 def test_labkit_serve_is_quiet_and_serves_until_terminated(tmp_path):
     # GIVEN `labkit serve` on a port the system picks (a port found free and then released could be
     # taken by a parallel test before the server binds it), in its own process

@@ -128,6 +128,7 @@ def test_filter_criteria_pass_matching_messages_and_delete_the_rest(cloud: Any) 
     ("name", "limit", "expected"),
     [("scaled", {"ScalingConfig": {"MaximumConcurrency": 2}}, 2), ("reserved", {"reserved": 1}, 1), ("free", {}, 4)],
 )
+@pytest.mark.slow
 def test_concurrency_follows_the_mapping_and_the_function(
     cloud: Any, name: str, limit: dict[str, Any], expected: int
 ) -> None:
@@ -148,6 +149,7 @@ def test_concurrency_follows_the_mapping_and_the_function(
     assert _most_at_once(runs) == expected
 
 
+@pytest.mark.slow
 def test_one_slow_function_does_not_hold_up_another(cloud: Any) -> None:
     """Functions run in their own environments; nothing serialises invocations across functions."""
     _function(cloud, "slow")

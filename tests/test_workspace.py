@@ -92,6 +92,7 @@ def test_labkit_lab_opens_the_working_copies(tmp_path: Path, monkeypatch: pytest
     assert (tmp_path / WORK_DIR / "01_create_table.ipynb").is_file()
 
 
+@pytest.mark.slow
 def test_running_a_working_copy_leaves_the_tracked_notebook_unchanged(tmp_path: Path) -> None:
     # GIVEN the tracked notebook 01 and its working copy
     tracked = NOTEBOOKS / "01_create_table.ipynb"
