@@ -388,6 +388,7 @@ MISCONFIGURATIONS = [
 class TestGrading:
     """Grading against one in-process local cloud, a fresh name prefix per test."""
 
+    # A grade with the probe waits for its malformed message to reach the DLQ (three receives): those are slow.
     @pytest.mark.slow
     def test_labkit_setup_scores_full_marks(self, build: Callable[..., Lab]) -> None:
         # GIVEN the pipeline built by labkit, the sample order published and stored
@@ -401,6 +402,7 @@ class TestGrading:
         assert report.warnings == []
         assert report.step_scores()[1] == (5, 5)
 
+    @pytest.mark.slow
     def test_least_privilege_role_scores_full_marks(self, build: Callable[..., Lab]) -> None:
         lab = build("a2", role_policy="least-privilege")
         report = grade(lab.config, lab.clients)
@@ -455,6 +457,7 @@ class TestGrading:
         warning = report.result("function.exists").warning
         assert warning is not None and leftover in warning and "Delete" in warning
 
+    @pytest.mark.slow
     def test_the_function_wired_to_the_queue_is_graded(self, build: Callable[..., Lab]) -> None:
         # GIVEN a student who made a new function, moved the trigger to it, and left the first one as a draft
         lab = build("f2")
@@ -479,6 +482,7 @@ class TestGrading:
         assert result.passed
         assert result.warning is not None and "6s" in result.warning and lab.config.queue_name in result.warning
 
+    @pytest.mark.slow
     def test_probe_lands_and_cleans_up(self, build: Callable[..., Lab]) -> None:
         # GIVEN a pipeline that retries every second, and an earlier failure already waiting in the DLQ
         lab = build("p1")
@@ -499,6 +503,7 @@ class TestGrading:
         counts = lab.counts()
         assert (counts["queue_visible"], counts["queue_in_flight"], counts["dlq_visible"]) == (0, 0, 1)
 
+    @pytest.mark.slow
     def test_a_handler_that_raises_is_not_full_marks(self, build: Callable[..., Lab]) -> None:
         # GIVEN the sample order stored by a working handler, then a handler raising KeyError deployed over it
         lab = build("k1")
@@ -543,6 +548,7 @@ class TestGrading:
         ]
         assert "order.sample" in report.to_table() and "FAIL" in report.to_table()
 
+    @pytest.mark.slow
     def test_roster_gradebook(self, build: Callable[..., Lab], cloud: LocalCloud, tmp_path: Path) -> None:
         # GIVEN a class on one shared account: one finished, one did nothing, two rows that cannot be graded
         build("r1")
@@ -566,6 +572,7 @@ class TestGrading:
         assert "bad prefix!" in book["dave"]["error"] and book["dave"]["max_score"] == full
         assert "alice" in grading.gradebook_table(rows)
 
+    @pytest.mark.slow
     def test_rubric_file_overrides_points_and_requirements(self, build: Callable[..., Lab], tmp_path: Path) -> None:
         lab = build("u1")
         rubric = tmp_path / "rubric.json"
