@@ -1,4 +1,4 @@
-"""Small helpers shared by the resource modules: error codes, ARNs, tags."""
+"""Small helpers shared by the resource modules and the grader: error codes, ARNs, tags."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from labkit.errors import AccessError
 ACCESS_DENIED_CODES = frozenset(
     {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError", "InvalidClientTokenId"}
 )
+# SQS answers a missing queue with the JSON protocol's code, or the query protocol's older one.
+SQS_NOT_FOUND_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 
 
 def error_code(exc: ClientError) -> str:

@@ -340,7 +340,7 @@ def cmd_orders(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     """Print the function's log events as CloudWatch shows them."""
-    from labkit import logs
+    from labkit.observe import logs
 
     try:
         since = logs.parse_since(args.since)
@@ -378,7 +378,7 @@ def cmd_redrive(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     """Delete what labkit built; on a real AWS account, after showing it and asking (unless --yes)."""
-    from labkit import teardown
+    from labkit.resources import teardown
 
     lab = _lab()
     chosen = teardown.plan(lab.config, lab.clients)

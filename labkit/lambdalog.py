@@ -5,7 +5,7 @@ Inside a block come the handler's output (here one JSON line per SQS record), th
 REPORT line with the invocation's measured and billed duration. The shapes are AWS's, documented at
 https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html (START/END/REPORT lines) and
 https://docs.aws.amazon.com/lambda/latest/dg/python-exceptions.html (the error and its traceback).
-Pure functions over log events; `labkit.logs` reads the events from CloudWatch Logs.
+Pure functions over log events; `labkit.observe.logs` reads the events from CloudWatch Logs.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from moto import mock_aws
 
 from labkit.config import ENV_STATE_DELAY
 from labkit.localcloud import delivery, policy, seam
-from labkit.sqs import queue_policy_for_topic
+from labkit.resources.sqs import queue_policy_for_topic
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

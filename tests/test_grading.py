@@ -22,15 +22,15 @@ from labkit import grading
 from labkit.cli import main
 from labkit.config import Config
 from labkit.errors import ConfigError
-from labkit.functions import build_zip
 from labkit.grading import CHECKS, GRADEBOOK_COLUMNS, grade, load_rubric
 from labkit.grading.function_log import parse_errors, refusals
 from labkit.grading.policy import allows
 from labkit.lab import Lab
 from labkit.localcloud import LocalCloud
 from labkit.orders import SAMPLE_ORDER
+from labkit.resources.functions import build_zip
+from labkit.resources.sqs import queue_policy_for_topic
 from labkit.session import Clients
-from labkit.sqs import queue_policy_for_topic
 
 ALL_IDS = {c.id for c in CHECKS}
 STATIC_IDS = {c.id for c in CHECKS if not c.probe}

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from labkit import logs
+from labkit.observe import logs
 
 REQUEST = "8f507cfc-1a2b-4697-b07a-ac58fc914c95"
 OTHER = "c0ffee00-1a2b-4697-b07a-ac58fc914c95"
@@ -232,7 +232,7 @@ def test_since_refuses_what_is_not_a_duration(text: str) -> None:
 
 
 def test_deliveries_count_a_timed_out_or_raising_invocation_as_failed(monkeypatch: pytest.MonkeyPatch) -> None:
-    from labkit import deliveries
+    from labkit.observe import deliveries
 
     # GIVEN one message stored in an invocation that then timed out (the timeout line comes after END),
     # delivered again and found a duplicate; and one message whose invocation raised

@@ -16,8 +16,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from labkit import costs
 from labkit.config import FUNCTION_MEMORY_MB
+from labkit.experiments import costs
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "07_scale_out.ipynb"
 PROGRESS = re.compile(r"^batch size (\d+): (\d+)/(\d+) orders, ([\d.]+) orders/s$")

@@ -39,7 +39,7 @@ def test_motos_own_trigger_never_consumes_a_message():
 
 
 def test_function_code_comes_from_the_lambda_backend(built_lab):
-    from labkit.functions import build_zip
+    from labkit.resources.functions import build_zip
 
     function_arn = built_lab.clients("lambda").get_function_configuration(FunctionName="OrderProcessor")["FunctionArn"]
     assert seam.function_code(function_arn) == build_zip()

@@ -11,17 +11,19 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from labkit import events, logs, sns
+from labkit import events
 from labkit.config import PARTITION_KEY
 from labkit.errors import ResourceError
 from labkit.lab import Lab
 from labkit.lambdalog import names_order
 from labkit.notebook.checks import _function_settings, _queue
 from labkit.notebook.display import Note, ok
+from labkit.observe import logs
+from labkit.resources import sns
 
 if TYPE_CHECKING:
-    from labkit.journey import Journey
-    from labkit.logs import FunctionError
+    from labkit.observe.journey import Journey
+    from labkit.observe.logs import FunctionError
 
 # How far back a check looks in the function's log for an order it was not given the journey of.
 LOOK_BACK_S = 3600.0

@@ -6,14 +6,15 @@ import time
 
 import pytest
 
-from labkit import faults, functions
 from labkit.config import Config
-from labkit.deliveries import deliveries, needless_retries
 from labkit.errors import ConfigError
+from labkit.experiments import faults
+from labkit.experiments.reliability import measure, mixed_load, run
+from labkit.experiments.scenarios import CRASH_VARIANT, redrive_valid
 from labkit.lab import Lab
-from labkit.logs import function_log_records
-from labkit.reliability import measure, mixed_load, run
-from labkit.scenarios import CRASH_VARIANT, redrive_valid
+from labkit.observe.deliveries import deliveries, needless_retries
+from labkit.observe.logs import function_log_records
+from labkit.resources import functions
 
 from .support import report
 

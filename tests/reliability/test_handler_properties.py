@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labkit.reliability import epoch_micros
-from labkit.scenarios import local_lab
+from labkit.experiments.reliability import epoch_micros
+from labkit.experiments.scenarios import local_lab
 
 SQS_MAX_BYTES = 256 * 1024
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:OrderTopic"

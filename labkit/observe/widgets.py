@@ -1,6 +1,6 @@
 """An order form for notebooks: fill in an order, press Publish, and watch where it goes.
 
-The journey comes from real AWS APIs (see `labkit.journey.track_order`): published to the topic,
+The journey comes from real AWS APIs (see `labkit.observe.journey.track_order`): published to the topic,
 in the queue, each receive by the function, then `stored: <orderId>` or `DLQ: <orderId> (<reason>)`.
 """
 
@@ -14,8 +14,8 @@ import ipywidgets as widgets
 from botocore.exceptions import BotoCoreError, ClientError
 
 from labkit.errors import LabkitError
-from labkit.journey import Journey, Step, publish_and_track
 from labkit.lab import Lab
+from labkit.observe.journey import Journey, Step, publish_and_track
 from labkit.orders import ITEMS, SAMPLE_ORDER, STATUSES, make_order
 
 FORM_CLASS = "labkit-order-form"

@@ -1,6 +1,6 @@
 """Reliability scenarios on a fresh in-process local cloud: the mixed load alone, and under each fault.
 
-Each scenario returns the conservation figures of `labkit.reliability` and a few notes (faults
+Each scenario returns the conservation figures of `labkit.experiments.reliability` and a few notes (faults
 injected, messages redriven). Fault scenarios that leave a valid order in the DLQ (it failed three
 times in a row) redrive the DLQ once the fault is over, as an operator would, and measure again.
 """
@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from labkit import faults, functions
 from labkit.config import Config
-from labkit.deliveries import deliveries
+from labkit.experiments import faults
+from labkit.experiments.reliability import Figures, MixedLoad, measure, mixed_load, run
 from labkit.lab import Lab
-from labkit.reliability import Figures, MixedLoad, measure, mixed_load, run
+from labkit.observe.deliveries import deliveries
+from labkit.resources import functions
 
 # Short enough for a poison message to reach the DLQ in about ten seconds, long enough that a cold
 # start on a busy machine does not make SQS deliver a message twice or time an invocation out.

@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from labkit.aws import error_code, raise_if_denied
+from labkit.aws import SQS_NOT_FOUND_CODES, error_code, raise_if_denied
 from labkit.config import Config
 from labkit.errors import ResourceError
 from labkit.session import Clients
@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 # A failed order waits in the DLQ for the longest SQS allows (14 days), so nothing expires before a
 # student gets to look at it.
 DLQ_RETENTION_S = 14 * 24 * 3600
-NOT_FOUND_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 COUNT_ATTRIBUTES = (
     "ApproximateNumberOfMessages",
     "ApproximateNumberOfMessagesNotVisible",
@@ -69,7 +68,7 @@ def get_queue(clients: Clients, name: str) -> QueueInfo | None:
     try:
         url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
     except ClientError as exc:
-        if error_code(exc) in NOT_FOUND_CODES:
+        if error_code(exc) in SQS_NOT_FOUND_CODES:
             return None
         raise_if_denied(exc, f"queue {name}", "read")
         raise

@@ -53,10 +53,11 @@ class MappingInfo:
 
 def handler_path() -> Path:
     """Where `lambda/code.py` is: the repository's copy, or the one packaged inside labkit."""
-    repo_copy = Path(__file__).resolve().parents[1] / "lambda" / HANDLER_FILENAME
+    package = Path(__file__).resolve().parents[1]
+    repo_copy = package.parent / "lambda" / HANDLER_FILENAME
     if repo_copy.is_file():
         return repo_copy
-    packaged = Path(__file__).resolve().parent / "lambda_code" / HANDLER_FILENAME
+    packaged = package / "lambda_code" / HANDLER_FILENAME
     if packaged.is_file():
         return packaged
     raise ResourceError(f"The handler file {HANDLER_FILENAME} is missing from labkit's install; reinstall labkit.")
