@@ -216,21 +216,28 @@ class _ErrorReader:
             return FunctionError("Runtime.ExitError", line)
         if self.timeouts and (match := _TIMEOUT.search(line)) is not None:
             return FunctionError("Sandbox.Timedout", f"Task timed out after {match['seconds']} seconds")
-        return _json_error(line.strip())
+        return _json_error(line)
 
 
 def _json_error(line: str) -> FunctionError | None:
-    if not line.startswith("{"):
-        return None
-    try:
-        data = json.loads(line)
-    except ValueError:
-        return None
-    if isinstance(data, dict) and isinstance(data.get("message"), dict):
+    data = _json_object(line)
+    if data is not None and isinstance(data.get("message"), dict):
         data = data["message"]  # the JSON log format may nest the error under "message"
-    if not isinstance(data, dict) or not isinstance(data.get("errorType"), str):
+    if data is None or not isinstance(data.get("errorType"), str):
         return None
     return error_from_payload(data)
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    """The JSON object a log line holds, or None if it holds none."""
+    text = text.strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _is_traceback_line(line: str) -> bool:
@@ -346,14 +353,8 @@ def parse_since(text: str, now: float | None = None) -> float:
 
 def parse_record(event: dict[str, Any]) -> RecordLog | None:
     """The handler's JSON line for one record in *event*, or None if the event is not one."""
-    message = event.get("message", "").strip()
-    if not message.startswith("{"):
-        return None
-    try:
-        line = json.loads(message)
-    except ValueError:
-        return None
-    if not isinstance(line, dict) or "outcome" not in line:
+    line = _json_object(event.get("message", ""))
+    if line is None or "outcome" not in line:
         return None
     count = line.get("receiveCount")
     return RecordLog(
