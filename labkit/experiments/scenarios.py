@@ -84,17 +84,27 @@ def dynamodb_fault(orders: int, seed: int, kinds: tuple[str, ...]) -> tuple[Figu
         return figures, {"faults_injected": injected.count, "writes_attempted": injected.calls, "redriven": moved}
 
 
+def publish_to_crashing_handler(lab: Lab, load: MixedLoad, marker: str, timeout: float) -> float:
+    """Deploy the handler that crashes once on order *marker*, publish *load* whole, then let the queue drain.
+
+    The trigger is off while publishing, so the batches hold what was published, not what arrived first.
+    Returns the time publishing began (epoch seconds), to measure from.
+    """
+    lab.ensure_function(source=functions.handler_source() + CRASH_VARIANT.format(marker=marker))
+    lab.ensure_trigger(enabled=False)
+    started = time.time()
+    lab.publish_orders(load.bodies)
+    lab.ensure_trigger(enabled=True)
+    lab.wait_until_drained(timeout=timeout)
+    return started
+
+
 def crash_mid_batch(orders: int, seed: int) -> tuple[Figures, dict[str, Any]]:
     """Batches of ten; the deployed handler crashes on one record the first time, after writing the ones before it."""
     load = mixed_load(orders=orders, seed=seed)
     marker = sorted(load.expected)[len(load.expected) // 2]
     with local_lab(batch_size=10) as lab:
-        lab.ensure_function(source=functions.handler_source() + CRASH_VARIANT.format(marker=marker))
-        lab.ensure_trigger(enabled=False)
-        started = time.time()
-        lab.publish_orders(load.bodies)
-        lab.ensure_trigger(enabled=True)
-        lab.wait_until_drained(timeout=120)
+        started = publish_to_crashing_handler(lab, load, marker, timeout=120)
         # A crash fails the whole batch by design, so records written before it come round again.
         figures = measure(lab, load, since=started, check_retries=False)
         history = deliveries(lab, started)

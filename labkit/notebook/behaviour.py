@@ -77,13 +77,12 @@ def check_order_stored(lab: Lab, order: Mapping[str, Any], journey: Journey | No
 
 def explain_error(error: FunctionError) -> str:
     """The function's error for a student: what it raised, where, the traceback, and what to do."""
-    where = ""
-    if error.frame is not None:
-        path, line, function = error.frame
-        where = f" in {path.rsplit('/', 1)[-1]}, line {line} ({function})"
-    head = f"{error.error_type}: {error.message}" if error.message else error.error_type
+    at = error.where
+    where = f" in {at.file.rsplit('/', 1)[-1]}, line {at.line} ({at.function})" if at is not None else ""
     trace = "".join(f"{line}\n" for line in error.traceback)
-    return f"{head}{where}.\n{trace}Fix the handler, redeploy it (notebook 04, lab.ensure_function()) and try again."
+    return (
+        f"{error.head}{where}.\n{trace}Fix the handler, redeploy it (notebook 04, lab.ensure_function()) and try again."
+    )
 
 
 def _compare_stored(lab: Lab, order: Mapping[str, Any], journey: Journey | None) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from labkit.aws import error_code, raise_if_denied
+from labkit.aws import error_code, found_or_none
 from labkit.config import HANDLER_FILENAME, LAMBDA_HANDLER, LAMBDA_RUNTIME, Config
 from labkit.errors import ResourceError
 from labkit.session import Clients
@@ -110,12 +110,10 @@ def ensure_function(config: Config, clients: Clients, role_arn: str, source: str
     name = config.function_name
     package = build_zip(source)
     desired = _desired_configuration(config, role_arn)
-    try:
-        current = lam.get_function_configuration(FunctionName=name)
-    except ClientError as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise_if_denied(exc, f"function {name}", "read")
-            raise
+    current = found_or_none(
+        lambda: lam.get_function_configuration(FunctionName=name), ("ResourceNotFoundException",), f"function {name}"
+    )
+    if current is None:
         log.info("creating function %s", name)
         current = _create_function(lam, name, package, desired, config)
     else:

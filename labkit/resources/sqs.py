@@ -8,9 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from labkit.aws import SQS_NOT_FOUND_CODES, error_code, raise_if_denied
+from labkit.aws import SQS_NOT_FOUND_CODES, found_or_none
 from labkit.config import Config
 from labkit.errors import ResourceError
 from labkit.session import Clients
@@ -65,13 +63,9 @@ def redrive_policy(dlq_arn: str, max_receive_count: int) -> dict[str, Any]:
 def get_queue(clients: Clients, name: str) -> QueueInfo | None:
     """The queue called *name*, or None if there is none."""
     sqs = clients("sqs")
-    try:
-        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-    except ClientError as exc:
-        if error_code(exc) in SQS_NOT_FOUND_CODES:
-            return None
-        raise_if_denied(exc, f"queue {name}", "read")
-        raise
+    url = found_or_none(lambda: sqs.get_queue_url(QueueName=name)["QueueUrl"], SQS_NOT_FOUND_CODES, f"queue {name}")
+    if url is None:
+        return None
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return QueueInfo(name=name, url=url, arn=arn)
 
