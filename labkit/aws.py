@@ -1,9 +1,9 @@
-"""Small helpers shared by the resource modules: error codes, ARNs, tags."""
+"""Small helpers shared by the resource modules and the grader: error codes, ARNs, tags."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -12,6 +12,9 @@ from labkit.errors import AccessError
 ACCESS_DENIED_CODES = frozenset(
     {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError", "InvalidClientTokenId"}
 )
+T = TypeVar("T")
+# SQS answers a missing queue with the JSON protocol's code, or the query protocol's older one.
+SQS_NOT_FOUND_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 
 
 def error_code(exc: ClientError) -> str:
@@ -26,6 +29,20 @@ def raise_if_denied(exc: ClientError, resource: str, action: str) -> None:
             f"Access denied while trying to {action} {resource}: the credentials in use lack that permission. "
             "Use an account or role that may manage DynamoDB, SNS, SQS, Lambda and IAM."
         ) from exc
+
+
+def found_or_none(read: Callable[[], T], missing: tuple[str, ...] | frozenset[str], resource: str) -> T | None:
+    """*read*'s answer, or None when AWS answers that *resource* does not exist (an error code in *missing*).
+
+    A refusal becomes an AccessError naming *resource* (`raise_if_denied`); any other error is raised as is.
+    """
+    try:
+        return read()
+    except ClientError as exc:
+        if error_code(exc) in missing:
+            return None
+        raise_if_denied(exc, resource, "read")
+        raise
 
 
 def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:

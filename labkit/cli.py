@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -32,7 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, unknown = parser.parse_known_args(argv)
     if args.func is cmd_lab:
-        args.jupyter_args = _jupyter_args(unknown)
+        from labkit.notebook import jupyterlab
+
+        args.jupyter_args = jupyterlab.jupyter_args(unknown)
     elif unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
@@ -163,49 +163,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-# Idle kernels are stopped so nine open notebooks fit a 2 GB machine (85-200 MB per kernel). Connected ones too:
-# an open tab keeps its kernel connected forever, and every notebook's catch-up cell rebuilds its state.
-KERNEL_IDLE_MINUTES = 15
-KERNEL_CULL_SETTINGS = {
-    "--MappingKernelManager.cull_idle_timeout": str(KERNEL_IDLE_MINUTES * 60),
-    "--MappingKernelManager.cull_interval": "60",
-    "--MappingKernelManager.cull_connected": "True",
-}
-# How long JupyterLab may take to stop its kernels after SIGTERM before its process group is killed.
-LAB_STOP_GRACE_S = 20.0
-
-
-def _jupyter_args(unknown: Sequence[str]) -> list[str]:
-    """The arguments `labkit lab` did not know, for JupyterLab; a first `--` only separates them."""
-    extra = list(unknown)
-    if "--" in extra:
-        extra.remove("--")
-    return extra
-
-
-def jupyter_lab_command(notebooks: Path, jupyter_args: Sequence[str], *, as_root: bool) -> list[str]:
-    """The JupyterLab command line `labkit lab` runs: kernel culling, --allow-root as root, then the user's arguments.
-
-    A setting the user gives wins over labkit's: a default is left out when the user names the same option.
-    """
-    given = {arg.split("=", 1)[0] for arg in jupyter_args}
-    command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={notebooks}"]
-    if as_root and not given & {"--allow-root", "--ServerApp.allow_root"}:
-        command.append("--allow-root")
-    command += [f"{option}={value}" for option, value in KERNEL_CULL_SETTINGS.items() if option not in given]
-    return [*command, *jupyter_args]
-
-
 def cmd_lab(args: argparse.Namespace) -> int:
     """Serve the local cloud and run JupyterLab against it, as `make lab` does; stop both on Ctrl-C or SIGTERM."""
     from labkit.localcloud import LocalCloud
+    from labkit.notebook import jupyterlab
     from labkit.notebook.workspace import working_copy
 
     if not args.notebooks.is_dir():
         raise ConfigError(f"No notebooks folder at {args.notebooks}: run from the repository or pass --notebooks.")
     folder, _ = working_copy(args.notebooks)
     as_root = hasattr(os, "geteuid") and os.geteuid() == 0
-    command = jupyter_lab_command(folder, args.jupyter_args, as_root=as_root)
+    command = jupyterlab.command(folder, args.jupyter_args, as_root=as_root)
     try:
         cloud = LocalCloud.server(Config.from_env(), port=args.cloud_port)
     except OSError as exc:
@@ -216,43 +184,13 @@ def cmd_lab(args: argparse.Namespace) -> int:
     if as_root and "--allow-root" in command:
         # JupyterLab refuses to start as root without it; containers and classroom VMs often run as root.
         print("labkit: running as root, so JupyterLab starts with --allow-root", file=sys.stderr, flush=True)
-    print(f"Kernels idle for {KERNEL_IDLE_MINUTES} minutes are stopped to save memory.", flush=True)
+    print(f"Kernels idle for {jupyterlab.KERNEL_IDLE_MINUTES} minutes are stopped to save memory.", flush=True)
     env = dict(os.environ, **{ENV_ENDPOINT: str(cloud.endpoint_url)})
     print(f"Opening your copies in {folder} (git-ignored); {args.notebooks} stays as it is.", flush=True)
     try:
-        # Its own session: a Ctrl-C reaches labkit alone, which asks JupyterLab to stop (no y/n prompt) and waits.
-        process = subprocess.Popen(command, env=env, start_new_session=True)
-    except BaseException:
-        cloud.stop()
-        raise
-    stopping = threading.Event()
-
-    def stop(*_: object) -> None:
-        stopping.set()
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-
-    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, stop) for sig in handled}
-    try:
-        code = process.wait()
-        return 0 if stopping.is_set() else code
+        return jupyterlab.run(command, env)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        _stop_process_group(process, LAB_STOP_GRACE_S)
         cloud.stop()
-
-
-def _stop_process_group(process: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGTERM *process* (JupyterLab stops its kernels on it), then kill its group if it is still there."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=grace)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -340,7 +278,7 @@ def cmd_orders(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     """Print the function's log events as CloudWatch shows them."""
-    from labkit import logs
+    from labkit.observe import logs
 
     try:
         since = logs.parse_since(args.since)
@@ -378,7 +316,7 @@ def cmd_redrive(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     """Delete what labkit built; on a real AWS account, after showing it and asking (unless --yes)."""
-    from labkit import teardown
+    from labkit.resources import teardown
 
     lab = _lab()
     chosen = teardown.plan(lab.config, lab.clients)

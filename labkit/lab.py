@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from labkit import dynamodb, functions, iam, sns, sqs
 from labkit.config import Config
 from labkit.errors import NotReadyError, ResourceError
 from labkit.orders import SAMPLE_ORDER
+from labkit.resources import dynamodb, functions, iam, sns, sqs
 from labkit.session import Clients
 
 if TYPE_CHECKING:
@@ -121,10 +121,10 @@ class Lab:
     def down(self, confirm: bool = False) -> dict[str, bool]:
         """Delete what `up()` built, trigger first; returns, per resource, whether it was deleted.
 
-        Only resources that carry labkit's tags and this prefix are deleted (see labkit.teardown);
+        Only resources that carry labkit's tags and this prefix are deleted (see labkit.resources.teardown);
         on a real AWS account only with *confirm*=True, else ConfirmationRequired says what would go.
         """
-        from labkit import teardown
+        from labkit.resources import teardown
 
         return teardown.teardown(self.config, self.clients, confirm=confirm)
 
@@ -338,3 +338,8 @@ def connect(config: Config | None = None, **overrides: Any) -> Lab:
         cloud = LocalCloud.shared(config)
         return Lab(config, cloud=cloud)
     return Lab(config)
+
+
+def grade(config: Config | None = None, probe: bool = True, rubric: Any = None) -> Report:
+    """Grade the pipeline on the backend the environment names, as `connect(config).grade()` does."""
+    return connect(config).grade(probe=probe, rubric=rubric)

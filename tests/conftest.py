@@ -111,7 +111,7 @@ def load_event() -> Callable[[str], dict[str, Any]]:
 
 
 # The local cloud with short timeouts, so retries and the DLQ take seconds; defined once, in labkit.
-from labkit.scenarios import FAST  # noqa: E402 - imported after the fake credentials above are set
+from labkit.experiments.scenarios import FAST  # noqa: E402 - imported after the fake credentials above are set
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from labkit.config import Config
-from labkit.functions import handler_source
 from labkit.orders import SAMPLE_ORDER
+from labkit.resources.functions import handler_source
 
 ClientFor = Callable[[str], Any]
 

@@ -18,7 +18,7 @@ from moto import mock_aws
 
 from labkit.config import ENV_STATE_DELAY
 from labkit.localcloud import delivery, policy, seam
-from labkit.sqs import queue_policy_for_topic
+from labkit.resources.sqs import queue_policy_for_topic
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -207,6 +207,14 @@ def test_policy_evaluation_wildcards_and_negated_conditions():
 # ---------------------------------------------------------------- transitional states
 
 
+ORDERS_TABLE: dict[str, Any] = {
+    "TableName": "Orders",
+    "KeySchema": [{"AttributeName": "orderId", "KeyType": "HASH"}],
+    "AttributeDefinitions": [{"AttributeName": "orderId", "AttributeType": "S"}],
+    "BillingMode": "PAY_PER_REQUEST",
+}
+
+
 def test_table_is_creating_until_the_waiter_sees_it_active(aws, monkeypatch):
     """CreateTable answers CREATING; DescribeTable says CREATING until the table is ready, so the
     table_exists waiter really waits; DeleteTable answers DELETING.
@@ -215,12 +223,7 @@ def test_table_is_creating_until_the_waiter_sees_it_active(aws, monkeypatch):
     ddb = aws("dynamodb")
     _warm((ddb.describe_table, {"TableName": "Missing"}), (ddb.delete_table, {"TableName": "Missing"}))
     started = time.monotonic()
-    created = ddb.create_table(
-        TableName="Orders",
-        KeySchema=[{"AttributeName": "orderId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "orderId", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )["TableDescription"]
+    created = ddb.create_table(**ORDERS_TABLE)["TableDescription"]
     assert created["TableStatus"] == "CREATING"
     assert ddb.describe_table(TableName="Orders")["Table"]["TableStatus"] == "CREATING"
 
@@ -234,12 +237,7 @@ def test_table_is_creating_until_the_waiter_sees_it_active(aws, monkeypatch):
 def test_no_delay_answers_the_settled_state(aws, monkeypatch):
     """With LABKIT_LOCAL_STATE_DELAY=0 a table is ACTIVE in CreateTable's own answer."""
     monkeypatch.setenv(ENV_STATE_DELAY, "0")
-    created = aws("dynamodb").create_table(
-        TableName="Orders",
-        KeySchema=[{"AttributeName": "orderId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "orderId", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )["TableDescription"]
+    created = aws("dynamodb").create_table(**ORDERS_TABLE)["TableDescription"]
     assert created["TableStatus"] == "ACTIVE"
 
 

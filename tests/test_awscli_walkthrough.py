@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from labkit.config import ENV_STATE_DELAY
-from labkit.functions import handler_source
+from labkit.resources.functions import handler_source
 
 pytestmark = pytest.mark.awscli
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from labkit import dynamodb, functions, iam, sns, sqs
 from labkit.config import MANAGED_POLICY_ARNS, Config
 from labkit.errors import ResourceError
+from labkit.resources import dynamodb, functions, iam, sns, sqs
 
 
 @pytest.fixture(params=["in_process", "server"])

@@ -201,7 +201,7 @@ def test_jupyterlab_command_allows_root_only_as_root_and_culls_idle_kernels():
     import sys
     from pathlib import Path
 
-    from labkit.cli import jupyter_lab_command
+    from labkit.notebook.jupyterlab import command as jupyter_lab_command
 
     culling = [
         "--MappingKernelManager.cull_idle_timeout=900",
@@ -217,7 +217,7 @@ def test_jupyterlab_command_allows_root_only_as_root_and_culls_idle_kernels():
 def test_jupyterlab_command_lets_the_user_override_labkits_settings():
     from pathlib import Path
 
-    from labkit.cli import jupyter_lab_command
+    from labkit.notebook.jupyterlab import command as jupyter_lab_command
 
     user = ["--allow-root", "--MappingKernelManager.cull_idle_timeout=60"]
     command = jupyter_lab_command(Path("nb"), user, as_root=True)

@@ -5,8 +5,8 @@ from datetime import date
 
 import pytest
 
-from labkit import costs
 from labkit.errors import ConfigError, InputError
+from labkit.experiments import costs
 
 
 def test_price_list_is_dated_regional_and_sourced():

@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
-from labkit import events, journey, logs, notebook, observe
+from labkit import events, notebook
 from labkit.cli import main
 from labkit.errors import ResourceError
+from labkit.observe import charts as observe
+from labkit.observe import journey, logs
 
 # A handler that reads an attribute orders do not have: it raises KeyError on every real message.
 BROKEN = """import json
@@ -160,7 +162,7 @@ def test_the_log_viewer_says_when_there_is_nothing(built_lab: Any) -> None:
 
 @pytest.mark.slow
 def test_the_order_form_shows_the_functions_error(broken_lab: Any) -> None:
-    from labkit.widgets import OrderForm
+    from labkit.observe.widgets import OrderForm
 
     form = OrderForm(broken_lab, timeout=30)
 

@@ -9,6 +9,7 @@ import os
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,15 +23,16 @@ from labkit import grading
 from labkit.cli import main
 from labkit.config import Config
 from labkit.errors import ConfigError
-from labkit.functions import build_zip
 from labkit.grading import CHECKS, GRADEBOOK_COLUMNS, grade, load_rubric
-from labkit.grading.function_log import parse_errors, refusals
+from labkit.grading.function_log import refusals
 from labkit.grading.policy import allows
 from labkit.lab import Lab
+from labkit.lambdalog import parse_errors
 from labkit.localcloud import LocalCloud
 from labkit.orders import SAMPLE_ORDER
+from labkit.resources.functions import build_zip
+from labkit.resources.sqs import queue_policy_for_topic
 from labkit.session import Clients
-from labkit.sqs import queue_policy_for_topic
 
 ALL_IDS = {c.id for c in CHECKS}
 STATIC_IDS = {c.id for c in CHECKS if not c.probe}
@@ -680,13 +682,13 @@ def test_policy_reader_follows_wildcards_and_denies() -> None:
     assert allows([json.dumps(allow_all)], "dynamodb:PutItem", table)
 
 
-@pytest.mark.slow
-def test_cli_grade_against_a_server(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    # GIVEN `labkit serve`'s local cloud with a finished pipeline, reached through AWS_ENDPOINT_URL
-    # A short visibility timeout: should a busy machine time out the first invocation, its retry comes soon.
-    cloud = LocalCloud.server(Config.from_env({}, function_timeout=2, visibility_timeout=2))
+@contextmanager
+def served_pipeline(monkeypatch: pytest.MonkeyPatch, timeout: int) -> Iterator[Lab]:
+    """`labkit serve`'s local cloud with the pipeline built and the sample order stored, at AWS_ENDPOINT_URL.
+
+    The function's timeout and the queue's visibility timeout are both *timeout* seconds.
+    """
+    cloud = LocalCloud.server(Config.from_env({}, function_timeout=timeout, visibility_timeout=timeout))
     try:
         lab = Lab(cloud.config, cloud.clients)
         lab.up()
@@ -696,6 +698,21 @@ def test_cli_grade_against_a_server(
         # variable only once no invocation is running, or its restore would undo the change.
         lab.wait_until_drained(timeout=30, settle_reads=1)
         monkeypatch.setenv("AWS_ENDPOINT_URL", str(cloud.endpoint_url))
+        yield lab
+    finally:
+        # Leave the process's moto state empty for later tests; pollers first, so none sees a half-reset backend.
+        cloud.service.stop()
+        requests.post(f"{cloud.endpoint_url}/moto-api/reset", timeout=10)
+        cloud.stop()
+
+
+@pytest.mark.slow
+def test_cli_grade_against_a_server(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # GIVEN `labkit serve`'s local cloud with a finished pipeline, reached through AWS_ENDPOINT_URL
+    # A short visibility timeout: should a busy machine time out the first invocation, its retry comes soon.
+    with served_pipeline(monkeypatch, timeout=2):
         # WHEN `labkit grade --json --junit FILE` runs
         junit = tmp_path / "grade.xml"
         status = main(["grade", "--json", "--junit", str(junit)])
@@ -719,11 +736,6 @@ def test_cli_grade_against_a_server(
         assert main(["grade", "--roster", str(roster)]) == 2
         assert main(["grade", "--rubric", str(tmp_path / "missing.json")]) == 2
         assert "missing.json" in capsys.readouterr().err
-    finally:
-        # Leave the process's moto state empty for later tests; pollers first, so none sees a half-reset backend.
-        cloud.service.stop()
-        requests.post(f"{cloud.endpoint_url}/moto-api/reset", timeout=10)
-        cloud.stop()
 
 
 def test_cli_grade_without_a_cloud_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -761,17 +773,10 @@ def test_cli_grade_fails_a_handler_that_raises_and_names_its_error(
 ) -> None:
     # GIVEN a pipeline whose sample order was stored by an earlier, working handler, and then a handler
     # that raises KeyError on every real message deployed over it
-    cloud = LocalCloud.server(Config.from_env({}, function_timeout=1, visibility_timeout=1))
-    try:
-        lab = Lab(cloud.config, cloud.clients)
-        lab.up()
-        lab.publish_order()
-        wait_for_item(cloud.clients, lab.config.table_name, SAMPLE_ORDER["orderId"])
-        lab.wait_until_drained(timeout=30, settle_reads=1)
+    with served_pipeline(monkeypatch, timeout=1) as lab:
         lam = lab.clients("lambda")
         lam.update_function_code(FunctionName=lab.config.function_name, ZipFile=build_zip(KEYERROR_HANDLER))
         lam.get_waiter("function_updated_v2").wait(FunctionName=lab.config.function_name)
-        monkeypatch.setenv("AWS_ENDPOINT_URL", str(cloud.endpoint_url))
         # WHEN `labkit grade` runs (a probe order through the pipeline by default)
         status = main(["grade"])
         out = capsys.readouterr().out
@@ -783,10 +788,6 @@ def test_cli_grade_fails_a_handler_that_raises_and_names_its_error(
         # Read-only grading cannot see behaviour, and says so.
         assert main(["grade", "--no-probe"]) == 0
         assert "Behaviour not checked" in capsys.readouterr().out
-    finally:
-        cloud.service.stop()
-        requests.post(f"{cloud.endpoint_url}/moto-api/reset", timeout=10)
-        cloud.stop()
 
 
 # What Lambda's Python runtime writes for an unhandled exception, in each shape the grader may read.

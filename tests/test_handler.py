@@ -8,24 +8,19 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from handler_support import TOPIC_ARN, sns_envelope
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-SEED_ORDER = {
-    "orderId": "01234",
-    "userId": "U123",
-    "itemName": "Laptop",
-    "quantity": 1,
-    "status": "new",
-    "timestamp": "2025-05-03T12:00:00Z",
-}
+from labkit.orders import SAMPLE_ORDER
+
+SEED_ORDER = dict(SAMPLE_ORDER)
 # What the table holds for it: the order as published (quantity a Number), and the instant as a number
 # (1746273600 s after 1970-01-01T00:00:00Z, in microseconds) that "newer" is judged by.
 SEED_MICROS = 1_746_273_600_000_000
 STORED_SEED = {**SEED_ORDER, "quantity": Decimal(1), "timestampMicros": Decimal(SEED_MICROS)}
 MISSING = object()  # marks a key to remove from an order
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:OrderTopic"
 LOG_KEYS = {"orderId", "messageId", "outcome", "reason", "receiveCount"}
 SUCCESS = {"stored", "updated", "duplicate", "stale"}
 
@@ -51,23 +46,6 @@ def sqs_record(body: str, message_id: str = "msg-1", receive_count: int = 1) -> 
         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:OrderQueue",
         "awsRegion": "us-east-1",
     }
-
-
-def sns_envelope(message: str) -> str:
-    """Wrap a published message the way SNS delivers it to an SQS queue."""
-    return json.dumps(
-        {
-            "Type": "Notification",
-            "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
-            "TopicArn": TOPIC_ARN,
-            "Message": message,
-            "Timestamp": "2025-05-03T12:00:00.512Z",
-            "SignatureVersion": "1",
-            "Signature": "EXAMPLE",
-            "SigningCertURL": "https://sns.us-east-1.amazonaws.com/cert.pem",
-            "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
-        }
-    )
 
 
 def order_event(*orders: dict, envelope: bool = True) -> dict:

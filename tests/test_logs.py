@@ -9,11 +9,13 @@ event whose lines are joined by "\\r" and whose traceback is indented with no-br
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from labkit import logs
+from labkit import lambdalog
+from labkit.observe import logs
 
 REQUEST = "8f507cfc-1a2b-4697-b07a-ac58fc914c95"
 OTHER = "c0ffee00-1a2b-4697-b07a-ac58fc914c95"
@@ -68,7 +70,9 @@ def test_an_awslambdaric_error_event_gives_type_message_and_the_students_line() 
     assert invocation.failed
     assert invocation.error is not None
     assert (invocation.error.error_type, invocation.error.message) == ("KeyError", "'orderId'")
-    assert invocation.error.frame == ("/var/task/code.py", 12, "lambda_handler")
+    assert invocation.error.where == logs.Frame(
+        "/var/task/code.py", 12, "lambda_handler", 'order_id = order["orderId"]'
+    )
     assert invocation.error.traceback[-1] == '    order_id = order["orderId"]'
     assert invocation.reason() == "KeyError: 'orderId' (code.py, line 12, in lambda_handler)"
     assert (invocation.duration_ms, invocation.billed_ms) == (1.23, 2)
@@ -115,7 +119,7 @@ def test_an_error_without_a_traceback_still_names_the_error() -> None:
     )
 
     assert invocation.error == logs.FunctionError("KeyError", "'orderId'")
-    assert invocation.error.frame is None
+    assert invocation.error.where is None
     assert invocation.reason() == "KeyError: 'orderId'"
     assert invocation.duration_ms is None  # no REPORT line (yet): nothing is made up
 
@@ -176,6 +180,104 @@ def test_logging_error_records_and_handler_lines_are_not_the_runtimes_error() ->
     assert [(r.order_id, r.outcome) for r in invocation.records] == [("01234", "stored")]
 
 
+# The JSON log format's unhandled error: the Invoke response's three fields, on one line.
+JSON_ERROR = json.dumps(
+    {
+        "timestamp": "2025-05-03T12:00:01.000Z",
+        "level": "ERROR",
+        "errorMessage": "'orderId'",
+        "errorType": "KeyError",
+        "requestId": REQUEST,
+        "stackTrace": ['  File "/var/task/code.py", line 12, in lambda_handler\n    order_id = order["orderId"]\n'],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    "error_event",
+    [JSON_ERROR, AWSLAMBDARIC_ERROR.replace("[ERROR]", f"2025-05-03T12:00:01.000Z\t{REQUEST}\t[ERROR]", 1)],
+    ids=["json-format", "prefixed"],
+)
+def test_the_json_log_format_and_a_prefixed_error_line_are_an_invocations_error(error_event: str) -> None:
+    """With the JSON log format the error is the fields errorType, errorMessage and stackTrace; some runtimes
+    write a timestamp and the request id, tab-separated, before `[ERROR]`.
+    https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-advanced.html
+    https://docs.aws.amazon.com/lambda/latest/dg/python-exceptions.html
+    """
+    # GIVEN a failed invocation whose error has either shape
+    events = [
+        event(1000, f"START RequestId: {REQUEST} Version: $LATEST"),
+        event(1001, error_event),
+        event(1002, f"END RequestId: {REQUEST}"),
+        event(1002, REPORT),
+    ]
+
+    # WHEN it is parsed
+    (invocation,) = logs.parse_invocations(events)
+
+    # THEN it failed with the error, its line and the source there, and the error is no record line
+    assert invocation.failed and invocation.records == ()
+    assert invocation.reason() == "KeyError: 'orderId' (code.py, line 12, in lambda_handler)"
+    assert invocation.error is not None
+    assert invocation.error.describe() == (
+        'KeyError: \'orderId\' (File "/var/task/code.py", line 12, in lambda_handler: order_id = order["orderId"])'
+    )
+
+
+def test_the_json_log_formats_error_is_the_invoke_responses_error() -> None:
+    """The JSON log format logs the same errorType, errorMessage and stackTrace the Invoke response holds.
+    https://docs.aws.amazon.com/lambda/latest/dg/python-exceptions.html
+    """
+    (logged,) = lambdalog.parse_errors([JSON_ERROR])
+
+    assert logged == logs.error_from_payload(json.loads(JSON_ERROR))
+    assert logged.traceback[0] == "Traceback (most recent call last):"
+
+
+def test_the_grader_reads_the_awslambdaric_event_and_runtime_exits_as_the_viewer_does() -> None:
+    """One "\\r"-joined event indented with no-break spaces; and Lambda's lines when the process ended.
+    https://docs.aws.amazon.com/lambda/latest/dg/python-exceptions.html
+    https://repost.aws/knowledge-center/lambda-runtime-error
+    """
+    messages = [
+        f"START RequestId: {REQUEST} Version: $LATEST",
+        AWSLAMBDARIC_ERROR,
+        f"END RequestId: {REQUEST}",
+        f"START RequestId: {OTHER} Version: $LATEST",
+        f"RequestId: {OTHER} Error: Runtime exited with error: signal: killed",
+        "Runtime.OutOfMemory",
+        f"END RequestId: {OTHER}",
+    ]
+
+    errors = lambdalog.parse_errors(messages)
+
+    assert [e.describe() for e in errors] == [
+        'KeyError: \'orderId\' (File "/var/task/code.py", line 12, in lambda_handler: order_id = order["orderId"])',
+        f"Runtime.OutOfMemory: RequestId: {OTHER} Error: Runtime exited with error: signal: killed",
+    ]
+
+
+def test_a_traceback_that_ends_in_the_runtimes_files_names_the_students_line() -> None:
+    """The innermost frame is the runtime's (boto3 lives under /var/runtime on AWS); the student's is the one to fix.
+    https://docs.aws.amazon.com/lambda/latest/dg/python-exceptions.html
+    """
+    error = logs.FunctionError(
+        "ClientError",
+        "An error occurred (AccessDeniedException) when calling the PutItem operation",
+        (
+            "Traceback (most recent call last):",
+            '  File "/var/task/code.py", line 30, in lambda_handler',
+            "    table.put_item(Item=order)",
+            '  File "/var/runtime/botocore/client.py", line 1023, in _make_api_call',
+            "    raise error_class(parsed_response, operation_name)",
+        ),
+    )
+
+    assert error.where == logs.Frame("/var/task/code.py", 30, "lambda_handler", "table.put_item(Item=order)")
+    assert error.summary().endswith("(code.py, line 30, in lambda_handler)")
+    assert [f.file for f in error.frames] == ["/var/task/code.py", "/var/runtime/botocore/client.py"]
+
+
 def test_blocks_are_kept_apart_per_stream_and_a_cut_block_is_left_out() -> None:
     # GIVEN two execution environments writing at the same time, and the tail of a block that began earlier
     other_stream = STREAM.replace("3893", "7777")
@@ -232,7 +334,7 @@ def test_since_refuses_what_is_not_a_duration(text: str) -> None:
 
 
 def test_deliveries_count_a_timed_out_or_raising_invocation_as_failed(monkeypatch: pytest.MonkeyPatch) -> None:
-    from labkit import deliveries
+    from labkit.observe import deliveries
 
     # GIVEN one message stored in an invocation that then timed out (the timeout line comes after END),
     # delivered again and found a duplicate; and one message whose invocation raised

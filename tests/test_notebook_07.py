@@ -16,8 +16,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from labkit import costs
 from labkit.config import FUNCTION_MEMORY_MB
+from labkit.experiments import costs
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "07_scale_out.ipynb"
 PROGRESS = re.compile(r"^batch size (\d+): (\d+)/(\d+) orders, ([\d.]+) orders/s$")
@@ -71,6 +71,18 @@ def cell_output(notebook: nbformat.NotebookNode, source: str) -> str:
     return "\n".join(texts(cell))
 
 
+def assert_change(percent: str | None, word: str | None, before: float, after: float, words: tuple[str, str]) -> None:
+    """The summary's "N% lower/higher" from *before* to *after*: the word by direction, N within a point.
+
+    No percentage at all means the two are equal. *words* are (when after is less, when it is more).
+    """
+    if percent:
+        assert word == (words[0] if after < before else words[1])
+        assert abs(int(percent) - abs(after - before) / before * 100) <= 1
+    else:
+        assert before == after
+
+
 def test_notebook_07_figures_agree(executed: nbformat.NotebookNode) -> None:
     progress = {int(m[1]): m for m in map(PROGRESS.match, cell_output(executed, "backlog.compare(").splitlines()) if m}
     summary = cell_output(executed, "notebook.batch_summary(runs)").splitlines()
@@ -107,13 +119,8 @@ def test_notebook_07_figures_agree(executed: nbformat.NotebookNode) -> None:
     # The comparison is worded by the numbers.
     (verdict,) = [m for m in map(VERDICT.match, summary) if m]
     small, big = runs[1], runs[10]
-    bills = float(small[9]), float(big[9])
-    if verdict[3]:
-        assert verdict[4] == ("lower" if bills[1] < bills[0] else "higher")
-        # The table prints rounded bills; the sentence's percentage comes from the unrounded ones.
-        assert abs(int(verdict[3]) - abs(bills[1] - bills[0]) / bills[0] * 100) <= 1
-    else:
-        assert bills[0] == bills[1]
+    # The table prints rounded bills; the sentence's percentage comes from the unrounded ones.
+    assert_change(verdict[3], verdict[4], float(small[9]), float(big[9]), ("lower", "higher"))
     requests = int(small[5]) - int(big[5])
     assert (int(verdict[5]), verdict[6]) == (abs(requests), "fewer" if requests > 0 else "more")
     billed = int(small[8]) - int(big[8])
@@ -121,12 +128,7 @@ def test_notebook_07_figures_agree(executed: nbformat.NotebookNode) -> None:
         assert (int(verdict[7]), verdict[8]) == (abs(billed), "less" if billed > 0 else "more")
     else:
         assert verdict[7] is None
-    seconds = float(small[3]), float(big[3])
-    if verdict[9]:
-        assert verdict[10] == ("faster" if seconds[1] < seconds[0] else "slower")
-        assert abs(int(verdict[9]) - abs(seconds[1] - seconds[0]) / seconds[0] * 100) <= 1
-    else:
-        assert seconds[0] == seconds[1]
+    assert_change(verdict[9], verdict[10], float(small[3]), float(big[3]), ("faster", "slower"))
 
     # And the check agrees with the summary's counts.
     check = cell_output(executed, "notebook.check_runs(lab, runs)")

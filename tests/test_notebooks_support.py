@@ -12,13 +12,17 @@ import pytest
 from IPython.lib.pretty import pretty
 
 import labkit
-from labkit import backlog, journey, logs, notebook, observe, sqs
+from labkit import notebook
 from labkit.config import Config
 from labkit.errors import ConfigError, InputError, ResourceError
+from labkit.experiments import backlog
 from labkit.lab import Lab
 from labkit.localcloud import LocalCloud
 from labkit.notebook import checks
-from labkit.widgets import OrderForm
+from labkit.observe import charts as observe
+from labkit.observe import journey, logs
+from labkit.observe.widgets import OrderForm
+from labkit.resources import sqs
 
 BAD_ORDER = labkit.sample_order(orderId="BAD-0001", quantity="2")
 QUANTITY_REASON = 'quantity must be a whole number from 1 to 1000000 (got "2")'
@@ -470,6 +474,6 @@ def test_notes_and_code_display_as_they_are() -> None:
     shown = notebook.show_json({"quantity": 1})
     assert shown._repr_markdown_() == '```json\n{\n  "quantity": 1\n}\n```'
     assert pretty(shown) == '{\n  "quantity": 1\n}'
-    assert "def lambda_handler" in notebook.show_code(labkit.functions.handler_source()).data
+    assert "def lambda_handler" in notebook.show_code(labkit.resources.functions.handler_source()).data
     # A fence longer than any run of backticks inside, so the block cannot end early.
     assert notebook.show_code("x = '```'")._repr_markdown_().startswith("````python\n")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from labkit.orders import SAMPLE_ORDER
-from labkit.sns import get_topic_arn
+from labkit.resources.sns import get_topic_arn
 
 # The assignment's test message as typed into the SNS console's Publish message box.
 SAMPLE_MESSAGE = json.dumps(SAMPLE_ORDER, indent=2)

@@ -39,7 +39,7 @@ def test_motos_own_trigger_never_consumes_a_message():
 
 
 def test_function_code_comes_from_the_lambda_backend(built_lab):
-    from labkit.functions import build_zip
+    from labkit.resources.functions import build_zip
 
     function_arn = built_lab.clients("lambda").get_function_configuration(FunctionName="OrderProcessor")["FunctionArn"]
     assert seam.function_code(function_arn) == build_zip()
@@ -58,7 +58,7 @@ def test_aws_managed_policies_are_loaded_in_the_labs_partition_only(local_cloud)
     local_cloud.clients("iam").list_roles()
     backends = iam_backends[local_cloud.clients.account_id]
     # THEN the aws partition holds AWS's managed policies and the others, which the lab never reaches, none
-    assert "arn:aws:iam::aws:policy/AdministratorAccess" in backends[seam.LAB_PARTITION].managed_policies
+    assert "arn:aws:iam::aws:policy/AdministratorAccess" in backends[seam.iam.LAB_PARTITION].managed_policies
     others = [backends[name] for name in ("aws-cn", "aws-us-gov")]
     assert [backend.aws_managed_policies for backend in others] == [[], []]
 
@@ -72,19 +72,19 @@ def test_fast_clock_reads_the_same_clock_as_moto(local_cloud):
     from moto.core import utils as moto_utils
     from moto.sqs import models as sqs_models
 
-    assert sqs_models.unix_time is seam._unix_time and sqs_models.unix_time_millis is seam._unix_time_millis
-    assert abs(seam._unix_time() - moto_utils.unix_time()) < 0.05
-    assert abs(seam._unix_time_millis() - moto_utils.unix_time_millis()) < 50
+    assert sqs_models.unix_time is seam.sqs._unix_time and sqs_models.unix_time_millis is seam.sqs._unix_time_millis
+    assert abs(seam.sqs._unix_time() - moto_utils.unix_time()) < 0.05
+    assert abs(seam.sqs._unix_time_millis() - moto_utils.unix_time_millis()) < 50
     moment = datetime(2025, 5, 3, 12, 0, 0)
-    assert seam._unix_time(moment) == moto_utils.unix_time(moment)
-    assert seam._unix_time_millis(moment) == moto_utils.unix_time_millis(moment)
+    assert seam.sqs._unix_time(moment) == moto_utils.unix_time(moment)
+    assert seam.sqs._unix_time_millis(moment) == moto_utils.unix_time_millis(moment)
 
 
 def test_queue_attribute_names_are_motos(local_cloud):
     from moto.sqs.models import Queue
 
     for name in Queue.BASE_ATTRIBUTES + Queue.FIFO_ATTRIBUTES + Queue.KMS_ATTRIBUTES:
-        assert seam._sqs_models.camelcase_to_underscores(name) == seam._original_camelcase(name)
+        assert seam.sqs._sqs_models.camelcase_to_underscores(name) == seam.sqs._original_camelcase(name)
 
 
 def test_retention_check_agrees_with_motos(local_cloud):
@@ -100,8 +100,8 @@ def test_retention_check_agrees_with_motos(local_cloud):
     stale.sent_timestamp -= 120_000
     # THEN labkit's check and moto's own agree on both
     for message, kept in ((fresh, True), (stale, False)):
-        assert seam._retention_ok(backend, "retention", message) is kept
-        assert seam._original_retention_check(backend, "retention", message) is kept
+        assert seam.sqs._retention_ok(backend, "retention", message) is kept
+        assert seam.sqs._original_retention_check(backend, "retention", message) is kept
     # AND the expired message is never delivered
     bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])]
     assert bodies == ["fresh"]
@@ -122,8 +122,8 @@ def test_sns_envelope_matches_motos_and_its_signature_verifies(built_lab):
     (subscription,) = [s for s in backend.subscriptions.values() if s.protocol == "sqs"]
     attributes = {"kind": {"Type": "String", "Value": "order"}}
     # WHEN labkit and moto each build the envelope of one message
-    ours = seam._post_data(subscription, "body", "mid-1", "subject", message_attributes=attributes)
-    motos = seam._original_get_post_data(subscription, "body", "mid-1", "subject", message_attributes=attributes)
+    ours = seam.sns._post_data(subscription, "body", "mid-1", "subject", message_attributes=attributes)
+    motos = seam.sns._original_get_post_data(subscription, "body", "mid-1", "subject", message_attributes=attributes)
     # THEN they carry the same fields with the same values, bar the per-message signature and time
     assert ours.keys() == motos.keys()
     varying = {"Signature", "SigningCertURL", "Timestamp"}
@@ -139,7 +139,7 @@ def test_sns_envelope_matches_motos_and_its_signature_verifies(built_lab):
         base64.b64decode(ours["Signature"]), signed.encode(), padding.PKCS1v15(), hashes.SHA256()
     )
     # AND one certificate serves every message of the subscription, as AWS's does
-    assert seam._post_data(subscription, "other", "mid-2", None)["SigningCertURL"] == ours["SigningCertURL"]
+    assert seam.sns._post_data(subscription, "other", "mid-2", None)["SigningCertURL"] == ours["SigningCertURL"]
 
 
 def test_function_configuration_is_what_the_lambda_api_returns(built_lab):

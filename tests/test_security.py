@@ -11,13 +11,14 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from labkit import cli, sqs
+from labkit import cli
 from labkit.config import BASIC_EXECUTION_POLICY_ARN, MANAGED_POLICY_ARNS, Config
+from labkit.experiments.reliability import measure, mixed_load
 from labkit.lab import Lab
 from labkit.localcloud import LocalCloud, seam
-from labkit.logs import function_log_records
+from labkit.observe.logs import function_log_records
 from labkit.orders import MALFORMED_BODY, SAMPLE_ORDER, sample_order
-from labkit.reliability import measure, mixed_load
+from labkit.resources import sqs
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = {"function_timeout": 1, "visibility_timeout": 1}

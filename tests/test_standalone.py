@@ -6,7 +6,9 @@ import time
 from typing import Any
 
 import labkit
-from labkit import events, journey, notebook, observe
+from labkit import events, notebook
+from labkit.observe import charts as observe
+from labkit.observe import journey
 
 
 def fix_quantity(order: dict[str, Any]) -> dict[str, Any]:

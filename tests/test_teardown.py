@@ -5,10 +5,11 @@ import itertools
 import boto3
 import pytest
 
-from labkit import cli, dynamodb, sqs, teardown
+from labkit import cli
 from labkit.config import Config
 from labkit.lab import Lab
 from labkit.localcloud import LocalCloud
+from labkit.resources import dynamodb, sqs, teardown
 from labkit.session import Clients
 
 REGION = "us-east-1"

@@ -12,9 +12,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from labkit import cli
 from labkit.cli import main
 from labkit.errors import ConfigError
+from labkit.notebook import jupyterlab
 from labkit.notebook.workspace import WORK_DIR, working_copy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ def test_labkit_lab_opens_the_working_copies(tmp_path: Path, monkeypatch: pytest
 
     monkeypatch.setattr(subprocess, "Popen", popen)
     # Nothing was started, so there is no process group to stop.
-    monkeypatch.setattr(cli, "_stop_process_group", lambda process, grace: None)
+    monkeypatch.setattr(jupyterlab, "stop_process_group", lambda process, grace: None)
 
     assert main(["lab", "--notebooks", str(source), "--cloud-port", "0"]) == 0
 

@@ -16,6 +16,8 @@ starts (a boto3 event hook on the publisher's client), and *stored* when the han
 for it is answered with success where the local cloud receives it (`labkit.localcloud.intercept`);
 nothing in the pipeline changes to be measured. The bench may import labkit's facade and the
 local cloud, and nothing imports it but the CLI and notebooks.
+
+May import every layer below it (it drives the local cloud directly to time it); only the CLI sits above.
 """
 
 from __future__ import annotations

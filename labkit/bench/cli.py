@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from labkit.bench import DEFAULT_ORDERS, MODES, Sizes, check_sizes, run_benchmark
 from labkit.bench.pipeline import MAX_BOUND_ORDERS
@@ -13,6 +14,7 @@ from labkit.errors import InputError
 
 DEFAULTS = Sizes()
 SMOKE_IDLE_S = 3.0
+Number = TypeVar("Number", int, float)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,24 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=_positive,
         help=f"put_item calls timed for the bound (default the smaller of --orders and {MAX_BOUND_ORDERS})",
     )
-    parser.add_argument(
-        "--invocations",
-        type=_positive,
-        default=DEFAULTS.warm_invocations,
-        help=f"warm invocations of the empty handler, each way (default {DEFAULTS.warm_invocations})",
-    )
-    parser.add_argument(
-        "--cold-starts",
-        type=_positive,
-        default=DEFAULTS.cold_invocations,
-        help=f"cold starts of the empty handler, each way (default {DEFAULTS.cold_invocations})",
-    )
-    parser.add_argument(
-        "--latency-orders",
-        type=_positive,
-        default=DEFAULTS.latency_orders,
-        help=f"single orders timed publish to stored (default {DEFAULTS.latency_orders})",
-    )
+    for flag, field, what in (
+        ("--invocations", "warm_invocations", "warm invocations of the empty handler, each way"),
+        ("--cold-starts", "cold_invocations", "cold starts of the empty handler, each way"),
+        ("--latency-orders", "latency_orders", "single orders timed publish to stored"),
+    ):
+        default = getattr(DEFAULTS, field)
+        parser.add_argument(flag, type=_positive, default=default, help=f"{what} (default {default})")
     parser.add_argument("--backlog-small", type=_positive, help="orders in the small backlog (see below)")
     parser.add_argument("--backlog", type=_positive, help="orders in the large backlog (see below)")
     parser.add_argument(
@@ -126,21 +117,20 @@ def _modes(text: str) -> tuple[str, ...]:
     return modes
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
-    return value
+def _at_least(lowest: int, parse: Callable[[str], Number], what: str) -> Callable[[str], Number]:
+    """An argparse type: *parse* the text as *what*, and refuse a value below *lowest*."""
+
+    def read(text: str) -> Number:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"{value} is not at least {lowest}")
+        return value
+
+    return read
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
+_positive = _at_least(1, int, "a whole number")
+_seconds = _at_least(0, float, "a number of seconds")

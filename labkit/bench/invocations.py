@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from labkit import functions
 from labkit.bench.probes import percentile
 from labkit.errors import InputError, NotReadyError
+from labkit.resources import functions
 
 if TYPE_CHECKING:
     from labkit.lab import Lab

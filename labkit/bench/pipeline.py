@@ -18,12 +18,12 @@ from typing import Any
 
 import boto3
 
-from labkit import sqs
 from labkit.bench.probes import Clock, DepthSampler, percentile
 from labkit.errors import InputError, NotReadyError
 from labkit.lab import Lab
 from labkit.localcloud.runtime import LOCAL_LAMBDA_CREDENTIALS
 from labkit.orders import generate_orders
+from labkit.resources import sqs
 
 # Enough writes for a steady rate; more only lengthens the run.
 MAX_BOUND_ORDERS = 2000

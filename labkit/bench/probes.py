@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 import os
@@ -13,8 +14,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from labkit import sqs
 from labkit.errors import InputError
+from labkit.resources import sqs
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
@@ -242,13 +243,10 @@ def _processes() -> tuple[dict[int, int], dict[int, float]]:
 
 def environment() -> dict[str, str]:
     """The versions and machine the figures come from."""
-    import boto3
-    import moto
-
     return {
         "python": platform.python_version(),
-        "moto": moto.__version__,
-        "boto3": boto3.__version__,
+        "moto": importlib.metadata.version("moto"),
+        "boto3": importlib.metadata.version("boto3"),
         "cpus": str(os.cpu_count()),
         "platform": platform.platform(terse=True),
     }

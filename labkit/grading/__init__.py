@@ -5,6 +5,10 @@ assignment's steps 1-5: each resource read back, the wiring as a graph (what del
 the dead-letter queue), and by default a probe order through the pipeline whose failure names the
 function's real error from its log group (`probe=False` / `--no-probe` only reads). `grade_roster()`
 grades a class and `write_gradebook()` writes one CSV row per student.
+
+May import: the core alone, and read-only boto3 calls (the probe's publish and its clean-up aside).
+Never `labkit.resources` or the local cloud: it grades what a student clicked in the console as
+well as what labkit built, and the same way on every backend.
 """
 
 from labkit.grading.grader import grade, max_score, run_check

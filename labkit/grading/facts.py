@@ -8,11 +8,10 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from labkit.aws import arn, error_code, paginate
+from labkit.aws import SQS_NOT_FOUND_CODES, arn, error_code, paginate
 from labkit.config import Config
 from labkit.grading.policy import parse_document
 from labkit.session import Clients
-from labkit.sqs import NOT_FOUND_CODES
 
 T = TypeVar("T")
 FIFO_SUFFIX = ".fifo"
@@ -153,7 +152,7 @@ class Facts:
         try:
             return str(self.clients("sqs").get_queue_url(QueueName=name)["QueueUrl"])
         except ClientError as exc:
-            if error_code(exc) in NOT_FOUND_CODES:
+            if error_code(exc) in SQS_NOT_FOUND_CODES:
                 return None
             raise
 

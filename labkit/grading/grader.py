@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from labkit.aws import error_code
 from labkit.config import Config
-from labkit.errors import LabkitError
+from labkit.errors import ConfigError, LabkitError
 from labkit.grading import checks, checks_function, checks_wiring  # noqa: F401  (importing them registers the checks)
 from labkit.grading.facts import Facts, Missing
 from labkit.grading.registry import CHECKS, Check, Outcome, fail
@@ -30,7 +30,7 @@ def grade(
 
     Args:
         config: whose resources (names, prefix) on which backend; from the environment if omitted.
-        clients: boto3 clients to read with; made from *config* if omitted.
+        clients: boto3 clients to read with; made from *config* if omitted (required for the in-process cloud).
         probe: also check behaviour: publish a probe order and a malformed message through the pipeline,
             verify them (naming the function's real error from its log group when the order fails), and
             clean up. False reads only, for accounts where publishing is not allowed.
@@ -100,8 +100,9 @@ def _result(check: Check, outcome: Outcome, rubric: Rubric) -> CheckResult:
 
 def _clients_for(config: Config) -> Clients:
     if config.is_local:
-        from labkit.localcloud import LocalCloud
-
-        # In-process, the resources live in the process's one local cloud (the one `labkit.connect()` uses).
-        return LocalCloud.shared(config).clients
+        # The grader never starts a cloud of its own: an in-process local cloud is the facade's.
+        raise ConfigError(
+            "The in-process local cloud belongs to a Lab: grade it with lab.grade() or labkit.grade(), "
+            "or pass its clients to grade()."
+        )
     return Clients(config)

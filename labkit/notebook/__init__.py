@@ -2,6 +2,9 @@
 
 The check cell of each step is in `labkit.notebook.checks` (what was built) and `labkit.notebook.behaviour`
 (what the function did); their functions are also here by name.
+
+May import every layer below it: the core, the resources, the facade, `labkit.observe`,
+`labkit.experiments` and the grader's report. Only the CLI sits above it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
-from labkit import functions, sns, sqs
 from labkit.aws import error_code
 from labkit.config import BACKEND_AWS, BACKEND_ENDPOINT, ENV_ROLE_POLICY, ROLE_POLICY_LEAST
 from labkit.errors import ConfigError
@@ -38,6 +40,7 @@ from labkit.notebook.fresh import start_clean
 from labkit.notebook.logview import LogView, function_logs
 from labkit.notebook.progressbar import ProgressBar, progress
 from labkit.notebook.scale import batch_summary, lambda_bill, run_orders
+from labkit.resources import functions, sns, sqs
 
 if TYPE_CHECKING:
     import pandas as pd

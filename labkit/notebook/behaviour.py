@@ -11,17 +11,19 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from labkit import events, logs, sns
+from labkit import events
 from labkit.config import PARTITION_KEY
 from labkit.errors import ResourceError
 from labkit.lab import Lab
 from labkit.lambdalog import names_order
 from labkit.notebook.checks import _function_settings, _queue
 from labkit.notebook.display import Note, ok
+from labkit.observe import logs
+from labkit.resources import sns
 
 if TYPE_CHECKING:
-    from labkit.journey import Journey
-    from labkit.logs import FunctionError
+    from labkit.observe.journey import Journey
+    from labkit.observe.logs import FunctionError
 
 # How far back a check looks in the function's log for an order it was not given the journey of.
 LOOK_BACK_S = 3600.0
@@ -75,13 +77,12 @@ def check_order_stored(lab: Lab, order: Mapping[str, Any], journey: Journey | No
 
 def explain_error(error: FunctionError) -> str:
     """The function's error for a student: what it raised, where, the traceback, and what to do."""
-    where = ""
-    if error.frame is not None:
-        path, line, function = error.frame
-        where = f" in {path.rsplit('/', 1)[-1]}, line {line} ({function})"
-    head = f"{error.error_type}: {error.message}" if error.message else error.error_type
+    at = error.where
+    where = f" in {at.file.rsplit('/', 1)[-1]}, line {at.line} ({at.function})" if at is not None else ""
     trace = "".join(f"{line}\n" for line in error.traceback)
-    return f"{head}{where}.\n{trace}Fix the handler, redeploy it (notebook 04, lab.ensure_function()) and try again."
+    return (
+        f"{error.head}{where}.\n{trace}Fix the handler, redeploy it (notebook 04, lab.ensure_function()) and try again."
+    )
 
 
 def _compare_stored(lab: Lab, order: Mapping[str, Any], journey: Journey | None) -> None:

@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from labkit import functions, sns, sqs
 from labkit.aws import error_code
 from labkit.config import BASIC_EXECUTION_POLICY_ARN, LAMBDA_HANDLER, MANAGED_POLICY_ARNS, PARTITION_KEY, TABLE_NAME
 from labkit.errors import ResourceError
 from labkit.lab import Lab
 from labkit.notebook.display import Note, ok
+from labkit.resources import functions, sns, sqs
 
 if TYPE_CHECKING:
-    from labkit.backlog import BatchRun
+    from labkit.experiments.backlog import BatchRun
     from labkit.grading import Report
-    from labkit.journey import Journey
+    from labkit.observe.journey import Journey
 
 
 def check_table(lab: Lab) -> Note:

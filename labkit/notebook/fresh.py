@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from labkit import sqs
 from labkit.errors import ResourceError
 from labkit.notebook.display import Note
+from labkit.resources import sqs
 
 if TYPE_CHECKING:
     from labkit.lab import Lab

@@ -6,7 +6,7 @@ import html
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from labkit import logs
+from labkit.observe import logs
 
 if TYPE_CHECKING:
     from labkit.lab import Lab

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from labkit import costs
 from labkit.config import FUNCTION_MEMORY_MB
+from labkit.experiments import costs
 from labkit.notebook.display import Note
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from labkit.backlog import BatchRun
+    from labkit.experiments.backlog import BatchRun
     from labkit.lab import Lab
 
 

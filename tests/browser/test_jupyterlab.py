@@ -19,8 +19,8 @@ import pytest
 
 from labkit.config import Config
 from labkit.lab import Lab
+from labkit.observe.widgets import FORM_CLASS, JOURNEY_CLASS
 from labkit.session import Clients
-from labkit.widgets import FORM_CLASS, JOURNEY_CLASS
 
 pytestmark = pytest.mark.browser
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from labkit.config import Config
+from labkit.experiments.scenarios import FAST, local_lab
 from labkit.lab import Lab
 from labkit.localcloud import LocalCloud
-from labkit.scenarios import FAST, local_lab
 
 _PREFIXES = itertools.count(1)
 

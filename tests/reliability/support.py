@@ -1,6 +1,6 @@
 """Helpers shared by the reliability tests."""
 
-from labkit.reliability import Figures
+from labkit.experiments.reliability import Figures
 
 
 def report(name: str, figures: Figures) -> None:

@@ -3,8 +3,8 @@
 import json
 from collections import Counter
 
-from labkit.deliveries import deliveries, needless_retries
-from labkit.reliability import dlq_bodies, measure, mixed_load, run
+from labkit.experiments.reliability import dlq_bodies, measure, mixed_load, run
+from labkit.observe.deliveries import deliveries, needless_retries
 
 from .support import report
 

@@ -6,14 +6,14 @@ import time
 
 import pytest
 
-from labkit import faults, functions
 from labkit.config import Config
-from labkit.deliveries import deliveries, needless_retries
 from labkit.errors import ConfigError
+from labkit.experiments import faults
+from labkit.experiments.reliability import measure, mixed_load, run
+from labkit.experiments.scenarios import publish_to_crashing_handler, redrive_valid
 from labkit.lab import Lab
-from labkit.logs import function_log_records
-from labkit.reliability import measure, mixed_load, run
-from labkit.scenarios import CRASH_VARIANT, redrive_valid
+from labkit.observe.deliveries import deliveries, needless_retries
+from labkit.observe.logs import function_log_records
 
 from .support import report
 
@@ -90,13 +90,7 @@ def test_handler_crashing_in_the_middle_of_a_batch_of_ten(new_lab):
     marker = next(
         oid for oid in (_order_id(b) for b in load.bodies[5:10]) if oid and sum(oid in b for b in load.bodies) == 1
     )
-    lab.ensure_function(source=functions.handler_source() + CRASH_VARIANT.format(marker=marker))
-    lab.ensure_trigger(enabled=False)
-    started = time.time()
-    lab.publish_orders(load.bodies)
-
-    lab.ensure_trigger(enabled=True)
-    lab.wait_until_drained(timeout=60)
+    started = publish_to_crashing_handler(lab, load, marker, timeout=60)
 
     figures = measure(lab, load, since=started, check_retries=False)
     report(f"crash in a batch of ten (on {marker})", figures)

@@ -11,37 +11,23 @@ from decimal import Decimal
 
 import boto3
 import pytest
+from handler_support import sns_envelope
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labkit.reliability import epoch_micros
-from labkit.scenarios import local_lab
+from labkit.experiments.reliability import epoch_micros
+from labkit.experiments.scenarios import local_lab
 
 SQS_MAX_BYTES = 256 * 1024
-TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:OrderTopic"
 TEXT_FIELDS = ("orderId", "userId", "itemName", "status")
 SUCCESS = {"stored", "updated", "duplicate", "stale"}
 FIXTURES_OK = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 FEW = settings(FIXTURES_OK, max_examples=25)
 
 
-def envelope(message: str) -> str:
-    """Wrap *message* as SNS delivers it to SQS (default, not raw, delivery)."""
-    return json.dumps(
-        {
-            "Type": "Notification",
-            "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
-            "TopicArn": TOPIC_ARN,
-            "Message": message,
-            "Timestamp": "2025-05-03T12:00:00.512Z",
-        },
-        ensure_ascii=False,
-    )
-
-
 def wrap(body: str, depth: int) -> str:
     for _ in range(depth):
-        body = envelope(body)
+        body = sns_envelope(body)
     return body
 
 
@@ -251,9 +237,9 @@ def test_a_body_of_exactly_256_kib_is_stored(handler, orders_table):
     order = {"orderId": "big", "userId": "U1", "itemName": "Pen", "quantity": 1, "status": "new"}
     order["timestamp"] = "2025-05-03T12:00:00Z"
     order["padding"] = ""
-    size = len(envelope(json.dumps(order)).encode())
+    size = len(sns_envelope(json.dumps(order)).encode())
     order["padding"] = "\u20ac" * ((SQS_MAX_BYTES - size) // 3) + "a" * ((SQS_MAX_BYTES - size) % 3)
-    body = envelope(json.dumps(order, ensure_ascii=False))
+    body = sns_envelope(json.dumps(order, ensure_ascii=False))
     assert len(body.encode()) == SQS_MAX_BYTES
 
     assert handler.lambda_handler({"Records": [record(body)]}, None) == {"batchItemFailures": []}

@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from labkit import cli, functions, sqs
+from labkit import cli
+from labkit.experiments.reliability import dlq_bodies, stored_form
 from labkit.lab import Lab
 from labkit.orders import generate_orders
-from labkit.reliability import dlq_bodies, stored_form
+from labkit.resources import functions, sqs
 
 # A deployed bug: the handler refuses any quantity above 2. Fixing it means deploying lambda/code.py again.
 CAPPED_QUANTITY = """

@@ -1,13 +1,13 @@
-"""The report script, `python -m labkit.reliability`: its own local cloud (so alone in its module), its figures."""
+"""The report script, `python -m labkit.experiments`: its own local cloud (so alone in its module), its figures."""
 
 import json
 
-from labkit import reliability
+from labkit.experiments.__main__ import main
 
 
 def test_the_report_script_prints_the_figures(capsys):
-    """`python -m labkit.reliability --json` runs a scenario on its own local cloud and prints its figures."""
-    assert reliability.main(["--scenario", "mixed-load", "--orders", "3", "--json"]) == 0
+    """`python -m labkit.experiments --json` runs a scenario on its own local cloud and prints its figures."""
+    assert main(["--scenario", "mixed-load", "--orders", "3", "--json"]) == 0
 
     figures = json.loads(capsys.readouterr().out)["mixed-load"]
     assert figures["ok"] is True

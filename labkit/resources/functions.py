@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from labkit.aws import error_code, raise_if_denied
+from labkit.aws import error_code, found_or_none
 from labkit.config import HANDLER_FILENAME, LAMBDA_HANDLER, LAMBDA_RUNTIME, Config
 from labkit.errors import ResourceError
 from labkit.session import Clients
@@ -53,10 +53,11 @@ class MappingInfo:
 
 def handler_path() -> Path:
     """Where `lambda/code.py` is: the repository's copy, or the one packaged inside labkit."""
-    repo_copy = Path(__file__).resolve().parents[1] / "lambda" / HANDLER_FILENAME
+    package = Path(__file__).resolve().parents[1]
+    repo_copy = package.parent / "lambda" / HANDLER_FILENAME
     if repo_copy.is_file():
         return repo_copy
-    packaged = Path(__file__).resolve().parent / "lambda_code" / HANDLER_FILENAME
+    packaged = package / "lambda_code" / HANDLER_FILENAME
     if packaged.is_file():
         return packaged
     raise ResourceError(f"The handler file {HANDLER_FILENAME} is missing from labkit's install; reinstall labkit.")
@@ -109,12 +110,10 @@ def ensure_function(config: Config, clients: Clients, role_arn: str, source: str
     name = config.function_name
     package = build_zip(source)
     desired = _desired_configuration(config, role_arn)
-    try:
-        current = lam.get_function_configuration(FunctionName=name)
-    except ClientError as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise_if_denied(exc, f"function {name}", "read")
-            raise
+    current = found_or_none(
+        lambda: lam.get_function_configuration(FunctionName=name), ("ResourceNotFoundException",), f"function {name}"
+    )
+    if current is None:
         log.info("creating function %s", name)
         current = _create_function(lam, name, package, desired, config)
     else:

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from labkit import dynamodb, logs, sqs
-from labkit.journey import TIMEOUT_MARGIN_S, Journey, decode_body, scan_dlq
 from labkit.lab import Lab
+from labkit.observe import logs
+from labkit.observe.journey import TIMEOUT_MARGIN_S, Journey, decode_body, scan_dlq
+from labkit.resources import dynamodb, sqs
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

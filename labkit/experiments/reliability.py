@@ -3,27 +3,21 @@
 The load mixes valid orders, malformed bodies, exact duplicates and status updates of the same
 orderId published out of order (an older timestamp after a newer one). After the queue drains the
 table must hold every valid orderId at its newest version and the DLQ exactly the malformed bodies.
-
-    python -m labkit.reliability            # mixed load on an in-process local cloud
-    python -m labkit.reliability --faults   # and each fault scenario
-    python -m labkit.reliability --json
+`python -m labkit.experiments` runs it on an in-process local cloud and prints the figures.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from labkit.deliveries import deliveries, needless_retries
-from labkit.journey import scan_dlq
+from labkit.observe.deliveries import deliveries, needless_retries
+from labkit.observe.journey import scan_dlq
 from labkit.orders import STATUSES, generate_orders
 
 if TYPE_CHECKING:
@@ -229,37 +223,3 @@ def run(lab: Lab, load: MixedLoad, timeout: float = 120, check_retries: bool = T
     lab.publish_orders(load.bodies)
     lab.wait_until_drained(timeout=timeout)
     return measure(lab, load, since=started, check_retries=check_retries)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the scenarios on fresh in-process local clouds and print their figures."""
-    from labkit.scenarios import SCENARIOS, run_scenario
-
-    parser = argparse.ArgumentParser(prog="python -m labkit.reliability", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--faults", action="store_true", help="run every fault scenario after the mixed load")
-    parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="run only these")
-    parser.add_argument("--orders", type=int, default=40, help="valid orders in the load (default 40)")
-    parser.add_argument("--seed", type=int, default=7, help="seed of the load and the faults (default 7)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    args = parser.parse_args(argv)
-    if args.orders < 1:
-        parser.error("--orders must be 1 or more")
-    names = args.scenario or (list(SCENARIOS) if args.faults else ["mixed-load"])
-    results = {}
-    for name in names:
-        started = time.monotonic()
-        figures, notes = run_scenario(name, orders=args.orders, seed=args.seed)
-        results[name] = {**figures.as_dict(), **notes, "seconds": round(time.monotonic() - started, 1)}
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        columns = ("published", "stored", "dlq", "lost", "duplicated", "stale", "needless_retries", "seconds", "ok")
-        print(f"{'scenario':<16}" + "".join(f"{c.replace('_', ' '):>{max(8, len(c) + 2)}}" for c in columns))
-        for name, row in results.items():
-            cells = ("-" if row[c] is None else row[c] for c in columns)
-            print(f"{name:<16}" + "".join(f"{v!s:>{max(8, len(c) + 2)}}" for c, v in zip(columns, cells, strict=True)))
-    return 0 if all(row["ok"] for row in results.values()) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

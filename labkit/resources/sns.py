@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from labkit.aws import arn, error_code, paginate, raise_if_denied, tag_list
+from labkit.aws import arn, error_code, found_or_none, paginate, tag_list
 from labkit.config import Config
 from labkit.errors import InputError, ResourceError
 from labkit.session import Clients
@@ -58,12 +58,10 @@ def ensure_topic(config: Config, clients: Clients) -> TopicInfo:
     """
     sns = clients("sns")
     expected = topic_arn(config, clients)
-    try:
-        attributes = sns.get_topic_attributes(TopicArn=expected)["Attributes"]
-    except ClientError as exc:
-        if error_code(exc) != "NotFound":
-            raise_if_denied(exc, f"topic {config.topic_name}", "read")
-            raise
+    attributes = found_or_none(
+        lambda: sns.get_topic_attributes(TopicArn=expected)["Attributes"], ("NotFound",), f"topic {config.topic_name}"
+    )
+    if attributes is None:
         log.info("creating topic %s", config.topic_name)
         # Looked up first, created second: CreateTopic on an existing topic with other tags is an error.
         created = sns.create_topic(Name=config.topic_name, Tags=tag_list(config.tags))["TopicArn"]

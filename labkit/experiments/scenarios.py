@@ -1,6 +1,6 @@
 """Reliability scenarios on a fresh in-process local cloud: the mixed load alone, and under each fault.
 
-Each scenario returns the conservation figures of `labkit.reliability` and a few notes (faults
+Each scenario returns the conservation figures of `labkit.experiments.reliability` and a few notes (faults
 injected, messages redriven). Fault scenarios that leave a valid order in the DLQ (it failed three
 times in a row) redrive the DLQ once the fault is over, as an operator would, and measure again.
 """
@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from labkit import faults, functions
 from labkit.config import Config
-from labkit.deliveries import deliveries
+from labkit.experiments import faults
+from labkit.experiments.reliability import Figures, MixedLoad, measure, mixed_load, run
 from labkit.lab import Lab
-from labkit.reliability import Figures, MixedLoad, measure, mixed_load, run
+from labkit.observe.deliveries import deliveries
+from labkit.resources import functions
 
 # Short enough for a poison message to reach the DLQ in about ten seconds, long enough that a cold
 # start on a busy machine does not make SQS deliver a message twice or time an invocation out.
@@ -83,17 +84,27 @@ def dynamodb_fault(orders: int, seed: int, kinds: tuple[str, ...]) -> tuple[Figu
         return figures, {"faults_injected": injected.count, "writes_attempted": injected.calls, "redriven": moved}
 
 
+def publish_to_crashing_handler(lab: Lab, load: MixedLoad, marker: str, timeout: float) -> float:
+    """Deploy the handler that crashes once on order *marker*, publish *load* whole, then let the queue drain.
+
+    The trigger is off while publishing, so the batches hold what was published, not what arrived first.
+    Returns the time publishing began (epoch seconds), to measure from.
+    """
+    lab.ensure_function(source=functions.handler_source() + CRASH_VARIANT.format(marker=marker))
+    lab.ensure_trigger(enabled=False)
+    started = time.time()
+    lab.publish_orders(load.bodies)
+    lab.ensure_trigger(enabled=True)
+    lab.wait_until_drained(timeout=timeout)
+    return started
+
+
 def crash_mid_batch(orders: int, seed: int) -> tuple[Figures, dict[str, Any]]:
     """Batches of ten; the deployed handler crashes on one record the first time, after writing the ones before it."""
     load = mixed_load(orders=orders, seed=seed)
     marker = sorted(load.expected)[len(load.expected) // 2]
     with local_lab(batch_size=10) as lab:
-        lab.ensure_function(source=functions.handler_source() + CRASH_VARIANT.format(marker=marker))
-        lab.ensure_trigger(enabled=False)
-        started = time.time()
-        lab.publish_orders(load.bodies)
-        lab.ensure_trigger(enabled=True)
-        lab.wait_until_drained(timeout=120)
+        started = publish_to_crashing_handler(lab, load, marker, timeout=120)
         # A crash fails the whole batch by design, so records written before it come round again.
         figures = measure(lab, load, since=started, check_retries=False)
         history = deliveries(lab, started)

@@ -10,7 +10,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from labkit.aws import error_code, paginate, raise_if_denied, tag_list
+from labkit.aws import error_code, found_or_none, paginate, tag_list
 from labkit.config import PARTITION_KEY, Config
 from labkit.errors import ResourceError
 from labkit.session import Clients
@@ -42,12 +42,10 @@ def ensure_table(config: Config, clients: Clients) -> TableInfo:
     """
     ddb = clients("dynamodb")
     name = config.table_name
-    try:
-        table = ddb.describe_table(TableName=name)["Table"]
-    except ClientError as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise_if_denied(exc, f"table {name}", "describe")
-            raise
+    table = found_or_none(
+        lambda: ddb.describe_table(TableName=name)["Table"], ("ResourceNotFoundException",), f"table {name}"
+    )
+    if table is None:
         log.info("creating table %s", name)
         table = ddb.create_table(
             TableName=name,

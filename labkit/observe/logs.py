@@ -1,6 +1,6 @@
 """The function's CloudWatch Logs: its events, its invocations (see `labkit.lambdalog`), what the viewer shows.
 
-The parsed forms (`Invocation`, `FunctionError`, `RecordLog`) and the parser live in `labkit.lambdalog`
+The parsed forms (`Invocation`, `FunctionError` and its `Frame`, `RecordLog`) and the parser live in `labkit.lambdalog`
 and are importable from here too.
 """
 
@@ -15,6 +15,7 @@ from labkit.aws import error_code, raise_if_denied
 from labkit.lambdalog import (
     NO_BREAK_SPACE,
     REPORT_DURATION,
+    Frame,
     FunctionError,
     Invocation,
     RecordLog,
@@ -36,6 +37,7 @@ CLOCK_SKEW_S = 1.0
 __all__ = [
     "CLOCK_SKEW_S",
     "NO_BREAK_SPACE",
+    "Frame",
     "FunctionError",
     "Invocation",
     "RecordLog",

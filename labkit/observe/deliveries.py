@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, NamedTuple
 
-from labkit.journey import SUCCESS_OUTCOMES
-from labkit.logs import log_events, parse_invocations
+from labkit.observe.journey import SUCCESS_OUTCOMES
+from labkit.observe.logs import log_events, parse_invocations
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
@@ -31,7 +31,7 @@ def deliveries(lab: Lab, since: float | None = None) -> dict[str, list[Delivery]
 
     The handler logs one JSON line per record between Lambda's START and END lines; the runtime's
     `[ERROR] <type>: <message>` event in between (an exception) or Lambda's timeout line means the
-    whole invocation failed, every record with it (see `labkit.logs.parse_invocations`).
+    whole invocation failed, every record with it (see `labkit.observe.logs.parse_invocations`).
     """
     seen: dict[str, list[Delivery]] = defaultdict(list)
     for invocation in parse_invocations(log_events(lab, since)):

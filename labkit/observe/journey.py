@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from labkit import functions, logs, sqs
 from labkit.errors import InputError
-from labkit.logs import CLOCK_SKEW_S, FunctionError, Invocation
+from labkit.observe import logs
+from labkit.observe.logs import CLOCK_SKEW_S, FunctionError, Invocation
+from labkit.resources import functions, sqs
 
 if TYPE_CHECKING:
     import pandas as pd

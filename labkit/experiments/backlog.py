@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from labkit import logs, sqs
 from labkit.errors import ResourceError
 from labkit.lab import Lab
-from labkit.observe import CountsRecorder, finish
+from labkit.observe import logs
+from labkit.observe.charts import CountsRecorder, finish
 from labkit.orders import generate_orders
+from labkit.resources import sqs
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

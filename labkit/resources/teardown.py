@@ -14,10 +14,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from labkit import dynamodb, functions, iam, sns, sqs
 from labkit.aws import arn, error_code
 from labkit.config import BACKEND_AWS, TAG_KEY, Config
 from labkit.errors import LabkitError
+from labkit.resources import dynamodb, functions, iam, sns, sqs
 from labkit.session import Clients
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from labkit.aws import error_code, raise_if_denied
+from labkit.aws import SQS_NOT_FOUND_CODES, found_or_none
 from labkit.config import Config
 from labkit.errors import ResourceError
 from labkit.session import Clients
@@ -20,7 +18,6 @@ log = logging.getLogger(__name__)
 # A failed order waits in the DLQ for the longest SQS allows (14 days), so nothing expires before a
 # student gets to look at it.
 DLQ_RETENTION_S = 14 * 24 * 3600
-NOT_FOUND_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 COUNT_ATTRIBUTES = (
     "ApproximateNumberOfMessages",
     "ApproximateNumberOfMessagesNotVisible",
@@ -66,13 +63,9 @@ def redrive_policy(dlq_arn: str, max_receive_count: int) -> dict[str, Any]:
 def get_queue(clients: Clients, name: str) -> QueueInfo | None:
     """The queue called *name*, or None if there is none."""
     sqs = clients("sqs")
-    try:
-        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-    except ClientError as exc:
-        if error_code(exc) in NOT_FOUND_CODES:
-            return None
-        raise_if_denied(exc, f"queue {name}", "read")
-        raise
+    url = found_or_none(lambda: sqs.get_queue_url(QueueName=name)["QueueUrl"], SQS_NOT_FOUND_CODES, f"queue {name}")
+    if url is None:
+        return None
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return QueueInfo(name=name, url=url, arn=arn)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from labkit.aws import error_code, raise_if_denied, tag_list
+from labkit.aws import error_code, found_or_none, tag_list
 from labkit.config import (
     BASIC_EXECUTION_POLICY_ARN,
     INLINE_POLICY_NAME,
@@ -86,12 +86,8 @@ def ensure_role(config: Config, clients: Clients, table_arn: str, queue_arn: str
     """
     iam = clients("iam")
     name = config.role_name
-    try:
-        role = iam.get_role(RoleName=name)["Role"]
-    except ClientError as exc:
-        if error_code(exc) != "NoSuchEntity":
-            raise_if_denied(exc, f"role {name}", "read")
-            raise
+    role = found_or_none(lambda: iam.get_role(RoleName=name)["Role"], ("NoSuchEntity",), f"role {name}")
+    if role is None:
         log.info("creating role %s", name)
         role = iam.create_role(
             RoleName=name,

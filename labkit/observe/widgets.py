@@ -1,6 +1,6 @@
 """An order form for notebooks: fill in an order, press Publish, and watch where it goes.
 
-The journey comes from real AWS APIs (see `labkit.journey.track_order`): published to the topic,
+The journey comes from real AWS APIs (see `labkit.observe.journey.track_order`): published to the topic,
 in the queue, each receive by the function, then `stored: <orderId>` or `DLQ: <orderId> (<reason>)`.
 """
 
@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import html
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import ipywidgets as widgets
 from botocore.exceptions import BotoCoreError, ClientError
 
 from labkit.errors import LabkitError
-from labkit.journey import Journey, Step, publish_and_track
 from labkit.lab import Lab
+from labkit.observe.journey import Journey, Step, publish_and_track
 from labkit.orders import ITEMS, SAMPLE_ORDER, STATUSES, make_order
 
 FORM_CLASS = "labkit-order-form"
@@ -35,23 +36,9 @@ class OrderForm:
         self.user_id = widgets.Text(
             value=SAMPLE_ORDER["userId"], description="userId", placeholder="e.g. U123", style=style
         )
-        self.item = widgets.Combobox(
-            value=SAMPLE_ORDER["itemName"],
-            options=list(ITEMS),
-            description="item",
-            placeholder="e.g. Laptop",
-            ensure_option=False,
-            style=style,
-        )
+        self.item = _suggesting("item", SAMPLE_ORDER["itemName"], ITEMS, style)
         self.quantity = widgets.IntText(value=SAMPLE_ORDER["quantity"], description="quantity", style=style)
-        self.status = widgets.Combobox(
-            value=SAMPLE_ORDER["status"],
-            options=list(STATUSES),
-            description="status",
-            placeholder="e.g. new",
-            ensure_option=False,
-            style=style,
-        )
+        self.status = _suggesting("status", SAMPLE_ORDER["status"], STATUSES, style)
         self.button = widgets.Button(
             description="Publish",
             button_style="primary",
@@ -105,6 +92,18 @@ class OrderForm:
         finally:
             self.button.disabled = False
         return self.last_journey
+
+
+def _suggesting(description: str, value: str, options: Iterable[str], style: dict[str, str]) -> widgets.Combobox:
+    """A field that suggests *options* yet takes any text: the handler, not the form, says what is valid."""
+    return widgets.Combobox(
+        value=value,
+        options=list(options),
+        description=description,
+        placeholder=f"e.g. {value}",
+        ensure_option=False,
+        style=style,
+    )
 
 
 def _render(lines: list[str], title: str, error: str | None = None) -> str:
