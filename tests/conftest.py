@@ -163,6 +163,7 @@ SLOW_FIXTURES = {"local_server", "new_lab", "shared_cloud"}
 SLOW_MODULES = {
     "tests/test_bench.py",
     "tests/reliability/test_report.py",
+    "tests/reliability/test_handler_properties.py",
     "tests/test_awscli_walkthrough.py",
     "tests/test_lifetimes.py",
     "tests/test_notebook_07.py",

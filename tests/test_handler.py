@@ -641,6 +641,7 @@ bodies = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(
     max_examples=200,
     deadline=None,

@@ -80,6 +80,7 @@ def denied(call):
 
 
 # First in the module: the server must be the only local cloud of the process while it runs.
+@pytest.mark.slow
 def test_enforcement_over_http_with_the_least_privilege_role(enforced):
     """GIVEN `labkit serve` with IAM enforced, reached through AWS_ENDPOINT_URL with the local key
     WHEN orders go through THEN they are stored, and unknown keys are refused."""
