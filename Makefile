@@ -21,21 +21,20 @@ demo: $(STAMP)
 	$(BIN)/labkit demo
 
 # Tests run in parallel (pytest-xdist), a file per worker at a time: a notebook's cells share one kernel and a
-# test file's module-scoped fixtures (a JupyterLab, a local cloud) are built once. The whole suite spends much
-# of its time waiting (visibility timeouts, kernels, a browser), so it runs two workers per core; the unit tests
-# keep a core busy each, so they run one per core. WORKERS sets both (0: one process).
-WORKERS ?=
-TEST_WORKERS := $(or $(WORKERS),$(shell $(PYTHON) -c "import os; print(2 * (os.cpu_count() or 1))"))
+# test file's module-scoped fixtures (a JupyterLab, a local cloud) are built once. One worker per core: two per
+# core finished sooner, but under them two pipeline tests, whose functions have 1-3 s timeouts, each failed once
+# and the cause is not found yet. WORKERS sets the number (0: one process).
+WORKERS ?= auto
 PYTEST := $(BIN)/pytest --dist loadfile --durations=10
 
 ## test: a small benchmark run, then every test and every notebook (nbval) under the local cloud
 test: $(STAMP)
 	$(BIN)/python -m labkit.bench --orders 100
-	$(PYTEST) -n $(TEST_WORKERS) --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg tests notebooks
+	$(PYTEST) -n $(WORKERS) --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg tests notebooks
 
 ## test-fast: the unit tests alone: no notebooks, no browser, nothing marked slow
 test-fast: $(STAMP)
-	$(PYTEST) -n $(or $(WORKERS),auto) -m "not browser and not slow" tests
+	$(PYTEST) -n $(WORKERS) -m "not browser and not slow" tests
 
 bench: $(STAMP)
 	$(BIN)/python -m labkit.bench
