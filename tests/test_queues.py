@@ -104,3 +104,28 @@ def test_counts_are_what_sqs_reports(local_cloud):
     ]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
     assert [attributes[n] for n in names] == ["4", "3", "1"]
+
+
+def test_a_count_never_misses_a_message_whose_visibility_runs_out_while_it_is_read(local_cloud, monkeypatch):
+    """All counts of one GetQueueAttributes are read at one moment: a message is visible or in flight, never neither.
+
+    Read at two moments, a message whose visibility timeout ended between them was counted in
+    neither, and a wait for a drained queue stopped while the message still awaited its redrive.
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html
+    """
+    import moto.sqs.models as sqs_models
+
+    sqs = local_cloud.clients("sqs")
+    local_cloud.service.stop()
+    url = _fill(sqs, "turning", 1)
+    before = sqs_models.unix_time_millis()
+    sqs.receive_message(QueueUrl=url, VisibilityTimeout=60)
+    after = sqs_models.unix_time_millis()
+    # The first reading falls inside the visibility timeout, every later one after its end.
+    readings = iter([before + 30_000])
+    monkeypatch.setattr(sqs_models, "unix_time_millis", lambda: next(readings, after + 90_000))
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+
+    assert [attributes[n] for n in names] == ["0", "1"]

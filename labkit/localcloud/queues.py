@@ -6,7 +6,7 @@ attribute through the property that builds them all), so a backlog filled and dr
 deeper it was. Here the visible messages are walked lazily (a receive stops once it has its batch,
 which sits near the front), a delete removes its message where it stands (a received message is
 near the front too), a send skips the counts it never reads, and a count (GetQueueAttributes)
-reads the clock once, not twice per message. What each returns is what moto returns;
+reads the clock once for all its counts, not twice per message. What each returns is what moto returns;
 tests/test_queues.py compares them.
 """
 
@@ -35,6 +35,10 @@ _COUNTS = (
     "approximate_number_of_messages_not_visible",
 )
 _sending = threading.local()
+# One clock reading for all the counts of a GetQueueAttributes. Read per count, a message whose
+# visibility ran out between two of them was neither visible nor in flight: the queue looked empty
+# while it held a message, and a wait for a drained queue ended before the redrive.
+_reading = threading.local()
 
 
 class _VisibleMessages:
@@ -90,13 +94,17 @@ def _receive_message(self: SQSBackend, *args: Any, **kwargs: Any) -> Any:
 
 def _get_queue_attributes(self: SQSBackend, *args: Any, **kwargs: Any) -> Any:
     with _moves:
-        return _original_get_attributes(self, *args, **kwargs)
+        _reading.now = _sqs_models.unix_time_millis()
+        try:
+            return _original_get_attributes(self, *args, **kwargs)
+        finally:
+            _reading.now = None
 
 
 def _count(self: Queue, which: str) -> int:
     if getattr(_sending, "active", False):
         return 0  # SendMessage builds every attribute to read one flag; no count is ever used there
-    now = _sqs_models.unix_time_millis()
+    now = getattr(_reading, "now", None) or _sqs_models.unix_time_millis()
     messages = list(self._messages)
     if which == "approximate_number_of_messages_delayed":
         return sum(1 for m in messages if now < m.delayed_until)
