@@ -360,7 +360,32 @@ def test_mapping_is_creating_then_enabled_and_updates_pass_through_their_states(
     assert lam.update_event_source_mapping(UUID=created["UUID"], Enabled=False)["State"] == "Disabling"
     assert _settle(lam, created["UUID"]) == "Disabled"
     assert lam.update_event_source_mapping(UUID=created["UUID"], Enabled=True)["State"] == "Enabling"
+    assert _settle(lam, created["UUID"]) == "Enabled"
     assert lam.delete_event_source_mapping(UUID=created["UUID"])["State"] == "Deleting"
+
+
+@pytest.mark.slow
+def test_a_mapping_changing_state_cannot_be_updated_or_deleted(aws, monkeypatch):
+    """Updating a mapping that is Creating, or deleting one that is Updating, is refused with
+    ResourceInUseException until it settles.
+    https://docs.aws.amazon.com/lambda/latest/api/API_UpdateEventSourceMapping.html#API_UpdateEventSourceMapping_Errors"""
+    monkeypatch.setenv(ENV_STATE_DELAY, str(DELAY_S))
+    lam = aws("lambda")
+    _function(aws, _role(aws, managed=(SQS_EXECUTION_POLICY,)))
+    _, queue_arn = _queue(aws)
+    missing = "00000000-0000-0000-0000-000000000000"
+    _warm((lam.update_event_source_mapping, {"UUID": missing}), (lam.delete_event_source_mapping, {"UUID": missing}))
+    uuid = lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName="OrderProcessor")["UUID"]
+
+    code, message = _error(lam.update_event_source_mapping, UUID=uuid, BatchSize=2)
+    assert code == "ResourceInUseException" and "Creating" in message and uuid in message
+    assert _error(lam.delete_event_source_mapping, UUID=uuid)[0] == "ResourceInUseException"
+    assert lam.get_event_source_mapping(UUID=uuid)["BatchSize"] == 10
+
+    assert _settle(lam, uuid) == "Enabled"
+    assert lam.update_event_source_mapping(UUID=uuid, BatchSize=2)["State"] == "Updating"
+    code, message = _error(lam.delete_event_source_mapping, UUID=uuid)
+    assert code == "ResourceInUseException" and "Updating" in message
 
 
 def test_a_deleted_mapping_stays_deleting_for_a_while_then_is_gone(aws, monkeypatch):
@@ -394,11 +419,14 @@ def test_a_second_trigger_of_the_same_queue_and_function_is_refused(aws, monkeyp
     """CreateEventSourceMapping refuses a queue that already triggers the function, with AWS's
     ResourceConflictException (409) naming the existing mapping, also while that one is Deleting.
     https://docs.aws.amazon.com/lambda/latest/api/API_CreateEventSourceMapping.html#API_CreateEventSourceMapping_Errors"""
-    monkeypatch.setenv(ENV_STATE_DELAY, "30")
+    monkeypatch.setenv(ENV_STATE_DELAY, "0")
     lam = aws("lambda")
     _function(aws, _role(aws, managed=(SQS_EXECUTION_POLICY,)))
     _, queue_arn = _queue(aws)
     first = lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName="OrderProcessor")["UUID"]
+    assert _settle(lam, first) == "Enabled"
+    # Deleting lasts as long as the delay when the delete is made.
+    monkeypatch.setenv(ENV_STATE_DELAY, "30")
     wanted = (
         "ResourceConflictException",
         f'An event source mapping with SQS arn (" {queue_arn} ") and function (" OrderProcessor ") already '

@@ -211,6 +211,25 @@ def test_trigger_made_again_while_the_old_one_is_deleting(env, monkeypatch):
     assert [m["UUID"] for m in listed] == [again.uuid]
 
 
+def test_trigger_changed_while_it_is_still_being_created(env, monkeypatch):
+    """Pausing or deleting a trigger that is still Creating waits for it to settle, since AWS refuses
+    to change a mapping mid-transition (ResourceInUseException).
+    https://docs.aws.amazon.com/lambda/latest/api/API_UpdateEventSourceMapping.html#API_UpdateEventSourceMapping_Errors"""
+    monkeypatch.setenv(ENV_STATE_DELAY, "1")
+    config, clients = env
+    table, queue = _table_and_queue(config, clients)
+    role = iam.ensure_role(config, clients, table.arn, queue.arn)
+    functions.ensure_function(config, clients, role.arn)
+    lam = clients("lambda")
+
+    lam.create_event_source_mapping(EventSourceArn=queue.arn, FunctionName=config.function_name)
+    assert functions.set_mapping_enabled(config, clients, queue.arn, enabled=False).state == "Disabled"
+    lam.update_event_source_mapping(
+        UUID=functions.find_mapping(clients, config.function_name, queue.arn)["UUID"], Enabled=True
+    )
+    assert functions.delete_mapping(config, clients, queue.arn) is True
+
+
 def test_trigger_refused_when_visibility_is_shorter_than_the_function_timeout(env):
     config, clients = env
     table, queue = _table_and_queue(config, clients)

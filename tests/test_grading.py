@@ -79,7 +79,8 @@ def _delete_all_mappings(clients: Clients) -> None:
     # Stops the local cloud's pollers for this test's pipeline, so later tests do not share the CPU with them.
     lam = clients("lambda")
     for mapping in lam.list_event_source_mappings()["EventSourceMappings"]:
-        lam.delete_event_source_mapping(UUID=mapping["UUID"])
+        if mapping["State"] != "Deleting":
+            lam.delete_event_source_mapping(UUID=mapping["UUID"])
 
 
 def _queue(lab: Lab, name: str | None = None) -> tuple[str, str]:

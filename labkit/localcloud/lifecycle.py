@@ -6,7 +6,8 @@ UpdateFunctionConfiguration with `LastUpdateStatus: InProgress`, CreateEventSour
 the mapping is still listed for a while), and only later the settled state, so
 the waiters a student is taught (`table_exists`, `function_active_v2`, `function_updated_v2`) really
 wait. As on AWS, a function that is Pending cannot be invoked or updated, and one being updated
-cannot be updated again, until the waiter would have returned (`ResourceConflictException`). moto answers the settled state at once. Here each transition lasts `state_delay()` seconds
+cannot be updated again, until the waiter would have returned (`ResourceConflictException`); a
+mapping changing state cannot be updated or deleted (`ResourceInUseException`). moto answers the settled state at once. Here each transition lasts `state_delay()` seconds
 (`LABKIT_LOCAL_STATE_DELAY`, default `LOCAL_STATE_DELAY_S`), judged when the state is read, so no
 thread or timer runs for it.
 
@@ -237,23 +238,31 @@ def _create_mapping(self: LambdaBackend, spec: dict[str, Any]) -> EventSourceMap
 
 
 class MappingInUse(LambdaClientError):
-    """What Update- and DeleteEventSourceMapping answer for a mapping being deleted.
+    """What Update- and DeleteEventSourceMapping answer while the mapping is changing state.
 
-    The code is AWS's for "the operation conflicts with the resource's availability"
-    (https://docs.aws.amazon.com/lambda/latest/api/API_UpdateEventSourceMapping.html#API_UpdateEventSourceMapping_Errors);
-    AWS does not publish the message's wording, so this one says what happened.
+    AWS: "The operation conflicts with the resource's availability. For example, you tried to update
+    an event source mapping in the CREATING state, or you tried to delete an event source mapping
+    currently UPDATING."
+    (https://docs.aws.amazon.com/lambda/latest/api/API_UpdateEventSourceMapping.html#API_UpdateEventSourceMapping_Errors).
+    AWS does not publish the message's wording, so this one says what to do.
     """
 
-    def __init__(self, uuid: str) -> None:
+    def __init__(self, uuid: str, state: str) -> None:
         super().__init__(
             "ResourceInUseException",
-            f"The event source mapping {uuid} is in the Deleting state; it cannot be updated or deleted again.",
+            f"The event source mapping {uuid} is {state}; wait until it is Enabled or Disabled to change it.",
         )
 
 
+def _refuse_while_changing_state(backend: LambdaBackend, uuid: str) -> None:
+    mapping = _original_get_mapping(backend, uuid) or deleting_mappings(backend).get(uuid)
+    transition: tuple[str, float] | None = getattr(mapping, "labkit_transition", None)
+    if transition is not None and time.monotonic() < transition[1]:
+        raise MappingInUse(uuid, transition[0])
+
+
 def _update_mapping(self: LambdaBackend, uuid: str, spec: dict[str, Any]) -> EventSourceMapping | None:
-    if uuid in deleting_mappings(self):
-        raise MappingInUse(uuid)
+    _refuse_while_changing_state(self, uuid)
     before = self.get_event_source_mapping(uuid)
     was_enabled = bool(before.enabled) if before is not None else None
     mapping = _original_update_mapping(self, uuid, spec)
@@ -283,8 +292,7 @@ def deleting_mappings(backend: LambdaBackend) -> dict[str, EventSourceMapping]:
 
 
 def _delete_mapping(self: LambdaBackend, uuid: str) -> EventSourceMapping | None:
-    if uuid in deleting_mappings(self):
-        raise MappingInUse(uuid)
+    _refuse_while_changing_state(self, uuid)
     mapping = _original_delete_mapping(self, uuid)
     if mapping is not None:
         mapping.labkit_transition = ("Deleting", _until())  # type: ignore[attr-defined]

@@ -216,8 +216,12 @@ def ensure_mapping(
             Enabled=enabled,
             FunctionResponseTypes=["ReportBatchItemFailures"],
         )
-    elif mapping["BatchSize"] != config.batch_size or (mapping["State"] in ("Enabled", "Enabling")) != enabled:
-        mapping = lam.update_event_source_mapping(UUID=mapping["UUID"], BatchSize=config.batch_size, Enabled=enabled)
+    else:
+        mapping = _wait_mapping(lam, mapping)
+        if mapping["BatchSize"] != config.batch_size or (mapping["State"] == "Enabled") != enabled:
+            mapping = lam.update_event_source_mapping(
+                UUID=mapping["UUID"], BatchSize=config.batch_size, Enabled=enabled
+            )
     mapping = _wait_mapping(lam, mapping)
     return _mapping_info(mapping)
 
@@ -276,6 +280,8 @@ def set_mapping_enabled(config: Config, clients: Clients, queue_arn: str, enable
     if mapping is None:
         raise ResourceError(f"Function {config.function_name} has no trigger on {queue_arn}: run `labkit up` first.")
     lam = clients("lambda")
+    # AWS refuses to change a mapping while it changes state (ResourceInUseException).
+    mapping = _wait_mapping(lam, mapping)
     mapping = lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=enabled)
     return _mapping_info(_wait_mapping(lam, mapping))
 
@@ -285,8 +291,9 @@ def delete_mapping(config: Config, clients: Clients, queue_arn: str) -> bool:
     mapping = find_mapping(clients, config.function_name, queue_arn)
     if mapping is None:
         return False
+    lam = clients("lambda")
     try:
-        clients("lambda").delete_event_source_mapping(UUID=mapping["UUID"])
+        lam.delete_event_source_mapping(UUID=_wait_mapping(lam, mapping)["UUID"])
     except ClientError as exc:
         if error_code(exc) == "ResourceNotFoundException":
             return False
