@@ -336,18 +336,28 @@ def _settle(lam: Any, uuid: str) -> str:
     return state
 
 
+def _mapping_setup(aws: Any, monkeypatch: pytest.MonkeyPatch, delay: float) -> tuple[Any, str]:
+    """The function and its queue, transitions lasting *delay* s, and every mapping call made once."""
+    monkeypatch.setenv(ENV_STATE_DELAY, str(delay))
+    lam = aws("lambda")
+    _function(aws, _role(aws, managed=(SQS_EXECUTION_POLICY,)))
+    _, queue_arn = _queue(aws)
+    missing = "00000000-0000-0000-0000-000000000000"
+    _warm(
+        (lam.get_event_source_mapping, {"UUID": missing}),
+        (lam.update_event_source_mapping, {"UUID": missing}),
+        (lam.delete_event_source_mapping, {"UUID": missing}),
+        (lam.list_event_source_mappings, {"FunctionName": "OrderProcessor"}),
+    )
+    return lam, queue_arn
+
+
 @pytest.mark.slow
 def test_mapping_is_creating_then_enabled_and_updates_pass_through_their_states(aws, monkeypatch):
     """CreateEventSourceMapping answers Creating, then Enabled; an update answers Updating, disabling
     answers Disabling then Disabled, and DeleteEventSourceMapping answers Deleting.
     https://docs.aws.amazon.com/lambda/latest/api/API_CreateEventSourceMapping.html"""
-    monkeypatch.setenv(ENV_STATE_DELAY, str(DELAY_S))
-    lam = aws("lambda")
-    _function(aws, _role(aws, managed=(SQS_EXECUTION_POLICY,)))
-    _, queue_arn = _queue(aws)
-    missing = "00000000-0000-0000-0000-000000000000"
-    _warm((lam.get_event_source_mapping, {"UUID": missing}), (lam.delete_event_source_mapping, {"UUID": missing}))
-    lam.list_event_source_mappings(FunctionName="OrderProcessor")
+    lam, queue_arn = _mapping_setup(aws, monkeypatch, DELAY_S)
 
     created = lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName="OrderProcessor", BatchSize=1)
     assert created["State"] == "Creating"
@@ -369,12 +379,7 @@ def test_a_mapping_changing_state_cannot_be_updated_or_deleted(aws, monkeypatch)
     """Updating a mapping that is Creating, or deleting one that is Updating, is refused with
     ResourceInUseException until it settles.
     https://docs.aws.amazon.com/lambda/latest/api/API_UpdateEventSourceMapping.html#API_UpdateEventSourceMapping_Errors"""
-    monkeypatch.setenv(ENV_STATE_DELAY, str(DELAY_S))
-    lam = aws("lambda")
-    _function(aws, _role(aws, managed=(SQS_EXECUTION_POLICY,)))
-    _, queue_arn = _queue(aws)
-    missing = "00000000-0000-0000-0000-000000000000"
-    _warm((lam.update_event_source_mapping, {"UUID": missing}), (lam.delete_event_source_mapping, {"UUID": missing}))
+    lam, queue_arn = _mapping_setup(aws, monkeypatch, DELAY_S)
     uuid = lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName="OrderProcessor")["UUID"]
 
     code, message = _error(lam.update_event_source_mapping, UUID=uuid, BatchSize=2)
@@ -393,10 +398,7 @@ def test_a_deleted_mapping_stays_deleting_for_a_while_then_is_gone(aws, monkeypa
     updated or deleted again; then it is gone.
     https://docs.aws.amazon.com/lambda/latest/api/API_DeleteEventSourceMapping.html"""
     delay = 0.5
-    monkeypatch.setenv(ENV_STATE_DELAY, str(delay))
-    lam = aws("lambda")
-    _function(aws, _role(aws, managed=(SQS_EXECUTION_POLICY,)))
-    _, queue_arn = _queue(aws)
+    lam, queue_arn = _mapping_setup(aws, monkeypatch, delay)
     uuid = lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName="OrderProcessor")["UUID"]
     assert _settle(lam, uuid) == "Enabled"
 
@@ -419,10 +421,7 @@ def test_a_second_trigger_of_the_same_queue_and_function_is_refused(aws, monkeyp
     """CreateEventSourceMapping refuses a queue that already triggers the function, with AWS's
     ResourceConflictException (409) naming the existing mapping, also while that one is Deleting.
     https://docs.aws.amazon.com/lambda/latest/api/API_CreateEventSourceMapping.html#API_CreateEventSourceMapping_Errors"""
-    monkeypatch.setenv(ENV_STATE_DELAY, "0")
-    lam = aws("lambda")
-    _function(aws, _role(aws, managed=(SQS_EXECUTION_POLICY,)))
-    _, queue_arn = _queue(aws)
+    lam, queue_arn = _mapping_setup(aws, monkeypatch, 0)
     first = lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName="OrderProcessor")["UUID"]
     assert _settle(lam, first) == "Enabled"
     # Deleting lasts as long as the delay when the delete is made.
