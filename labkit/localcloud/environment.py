@@ -1,21 +1,16 @@
 """Execution environments: each one an OS process running AWS's runtime interface client.
 
 A function's code runs in a process of its own, started with `awslambdaric` (the client AWS's
-Python images run) and talking to a Lambda Runtime API of its own on loopback (`runtimeapi.py`),
-as each Lambda sandbox has its own `AWS_LAMBDA_RUNTIME_API`:
+Python images run). The process sees what a Lambda sandbox has (`sandbox.py`), its output is the
+function's log, and it is stopped (by its own id) at the function's timeout, past its memory, or
+when the lab stops; nothing here knows moto. The runtime client talks to a Lambda Runtime API of
+its own on loopback (`runtimeapi.py`), as each Lambda sandbox has its own `AWS_LAMBDA_RUNTIME_API`:
 https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html
-
-The process sees what a Lambda sandbox has: the standard library, boto3 and botocore with their
-dependencies, the runtime client, and the function's own code; nothing else of the lab's
-virtualenv. Its environment is built from scratch (no variable of the host), its output is the
-function's log, and it is stopped (by its own id) at the function's timeout, past its memory,
-or when the lab stops. Nothing here knows moto.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
 import select
@@ -29,26 +24,10 @@ from typing import Any
 
 from labkit.localcloud.forkserver import ForkServer
 from labkit.localcloud.runtimeapi import Pending, RuntimeAPI
+from labkit.localcloud.sandbox import RUNTIME_ROOT, TASK_ROOT
 
 log = logging.getLogger(__name__)
 
-# What AWS's Python runtime has besides the standard library: the runtime client and its
-# dependencies, and the AWS SDK with its own.
-RUNTIME_MODULES = (
-    "awslambdaric",
-    "runtime_client",
-    "simplejson",
-    "snapshot_restore_py",
-    "boto3",
-    "botocore",
-    "s3transfer",
-    "jmespath",
-    "dateutil",
-    "six",
-    "urllib3",
-)
-TASK_ROOT = "/var/task"
-RUNTIME_ROOT = "/var/runtime"
 # Lambda gives a function's initialisation 10 seconds, apart from its timeout:
 # https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html
 INIT_TIMEOUT_S = 10.0
@@ -56,19 +35,6 @@ INIT_TIMEOUT_S = 10.0
 MAX_LINE_BYTES = 256 * 1024
 # How often a busy environment's memory is read; an idle one is never looked at.
 MEMORY_CHECK_S = 0.05
-
-
-def prepare_runtime_dir(folder: Path) -> None:
-    """Fill *folder* with links to the modules AWS's Python runtime has."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in RUNTIME_MODULES:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
-            raise RuntimeError(f"The local Lambda runtime needs the package {name!r}: pip install awslambdaric boto3")
-        source = Path(spec.origin).parent if spec.submodule_search_locations else Path(spec.origin)
-        link = folder / source.name
-        if not link.exists():
-            link.symlink_to(source)
 
 
 @dataclass

@@ -31,32 +31,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from labkit.localcloud.environment import ExecutionEnvironment, Outcome, prepare_runtime_dir
+from labkit.localcloud.environment import ExecutionEnvironment, Outcome
 from labkit.localcloud.forkserver import ForkServer
+from labkit.localcloud.sandbox import LOCAL_LAMBDA_CREDENTIALS, prepare_runtime_dir, sandbox_environment
 from labkit.session import Clients
 
 log = logging.getLogger(__name__)
 
-# Without IAM checks any key will do; this one is never labkit's own, so the local cloud can tell a
-# function's requests from the lab's (fault injection acts on the function's alone).
-LOCAL_LAMBDA_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "ASIALOCALLAMBDAFUNC1",
-    "AWS_SECRET_ACCESS_KEY": "local-lambda-secret",
-    "AWS_SESSION_TOKEN": "local-lambda-session",
-}
-# The variables every Lambda sandbox has besides the function's own:
-# https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime
-SANDBOX_VARIABLES = {
-    "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
-    "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
-    "LANG": "en_US.UTF-8",
-    "TZ": ":UTC",
-    "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-    "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
-    "AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000",
-    "_AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129",
-    "_AWS_XRAY_DAEMON_PORT": "2000",
-}
 # The settings whose change gives the next invocation a new environment (a cold start).
 _VERSION_FIELDS = ("FunctionArn", "CodeSha256", "Handler", "Runtime", "Timeout", "MemorySize", "Environment", "Role")
 
@@ -299,31 +280,11 @@ class FunctionRuntime:
         return folder
 
     def _environment(self, settings: dict[str, Any], stream: str) -> dict[str, str]:
-        """Exactly what a Lambda sandbox's process sees: the reserved variables, credentials and the function's own."""
-        region = settings["FunctionArn"].split(":")[3]
-        env = dict(SANDBOX_VARIABLES)
-        env.update(
-            {
-                "_HANDLER": settings["Handler"],
-                "AWS_EXECUTION_ENV": f"AWS_Lambda_{settings.get('Runtime', 'python3.12')}",
-                "AWS_REGION": region,
-                "AWS_DEFAULT_REGION": region,
-                "AWS_LAMBDA_FUNCTION_NAME": settings["FunctionName"],
-                "AWS_LAMBDA_FUNCTION_VERSION": settings.get("Version", "$LATEST"),
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(settings.get("MemorySize", 128)),
-                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{settings['FunctionName']}",
-                "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-            }
-        )
-        if self.endpoint_url:
-            # The one variable AWS does not set: it points the function's SDK at the local cloud.
-            env["AWS_ENDPOINT_URL"] = self.endpoint_url
         if self.enforce_iam:
-            env.update(self._role_credentials(settings["Role"], settings["FunctionName"]))
+            credentials = self._role_credentials(settings["Role"], settings["FunctionName"])
         else:
-            env.update(LOCAL_LAMBDA_CREDENTIALS)
-        env.update(settings.get("Environment", {}).get("Variables", {}))
-        return env
+            credentials = LOCAL_LAMBDA_CREDENTIALS
+        return sandbox_environment(settings, stream, self.endpoint_url, credentials)
 
     def _role_credentials(self, role_arn: str, session_name: str) -> dict[str, str]:
         now = time.monotonic()
