@@ -21,7 +21,7 @@ import boto3
 from labkit.bench.probes import Clock, DepthSampler, percentile
 from labkit.errors import InputError, NotReadyError
 from labkit.lab import Lab
-from labkit.localcloud.runtime import LOCAL_LAMBDA_CREDENTIALS
+from labkit.localcloud.sandbox import LOCAL_LAMBDA_CREDENTIALS
 from labkit.orders import generate_orders
 from labkit.resources import sqs
 

@@ -1,57 +1,33 @@
 """Execution environments: each one an OS process running AWS's runtime interface client.
 
 A function's code runs in a process of its own, started with `awslambdaric` (the client AWS's
-Python images run) and talking to a Lambda Runtime API served here on loopback, one port per
-environment, as each Lambda sandbox has its own `AWS_LAMBDA_RUNTIME_API`:
+Python images run). The process sees what a Lambda sandbox has (`sandbox.py`), its output is the
+function's log, and it is stopped (by its own id) at the function's timeout, past its memory, or
+when the lab stops; nothing here knows moto. The runtime client talks to a Lambda Runtime API of
+its own on loopback (`runtimeapi.py`), as each Lambda sandbox has its own `AWS_LAMBDA_RUNTIME_API`:
 https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html
-
-The process sees what a Lambda sandbox has: the standard library, boto3 and botocore with their
-dependencies, the runtime client, and the function's own code; nothing else of the lab's
-virtualenv. Its environment is built from scratch (no variable of the host), its output is the
-function's log, and it is stopped (by its own id) at the function's timeout, past its memory,
-or when the lab stops. Nothing here knows moto.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import json
 import logging
 import os
 import select
 import signal
-import socket
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from labkit.localcloud.forkserver import ForkServer
+from labkit.localcloud.runtimeapi import Pending, RuntimeAPI
+from labkit.localcloud.sandbox import RUNTIME_ROOT, TASK_ROOT
 
 log = logging.getLogger(__name__)
 
-RUNTIME_API_VERSION = "2018-06-01"
-# What AWS's Python runtime has besides the standard library: the runtime client and its
-# dependencies, and the AWS SDK with its own.
-RUNTIME_MODULES = (
-    "awslambdaric",
-    "runtime_client",
-    "simplejson",
-    "snapshot_restore_py",
-    "boto3",
-    "botocore",
-    "s3transfer",
-    "jmespath",
-    "dateutil",
-    "six",
-    "urllib3",
-)
-TASK_ROOT = "/var/task"
-RUNTIME_ROOT = "/var/runtime"
 # Lambda gives a function's initialisation 10 seconds, apart from its timeout:
 # https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html
 INIT_TIMEOUT_S = 10.0
@@ -59,19 +35,6 @@ INIT_TIMEOUT_S = 10.0
 MAX_LINE_BYTES = 256 * 1024
 # How often a busy environment's memory is read; an idle one is never looked at.
 MEMORY_CHECK_S = 0.05
-
-
-def prepare_runtime_dir(folder: Path) -> None:
-    """Fill *folder* with links to the modules AWS's Python runtime has."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in RUNTIME_MODULES:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
-            raise RuntimeError(f"The local Lambda runtime needs the package {name!r}: pip install awslambdaric boto3")
-        source = Path(spec.origin).parent if spec.submodule_search_locations else Path(spec.origin)
-        link = folder / source.name
-        if not link.exists():
-            link.symlink_to(source)
 
 
 @dataclass
@@ -89,18 +52,6 @@ class Outcome:
     max_memory_mb: int = 0
 
 
-@dataclass
-class _Pending:
-    request_id: str
-    body: bytes
-    deadline_ms: int
-    function_arn: str
-    delivered: threading.Event = field(default_factory=threading.Event)
-    done: threading.Event = field(default_factory=threading.Event)
-    payload: bytes | None = None
-    error: dict[str, Any] | None = None
-
-
 class ExecutionEnvironment:
     """One sandbox: a process running the runtime client, and the Runtime API it talks to."""
 
@@ -114,12 +65,7 @@ class ExecutionEnvironment:
     ) -> None:
         self.memory_mb = memory_mb
         self._paths = ((str(task_dir), TASK_ROOT), (str(runtime_dir), RUNTIME_ROOT))
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._lock = threading.Condition()
-        self._pending: _Pending | None = None
-        self._init_error: dict[str, Any] | None = None
-        self._initialised = threading.Event()
-        self._closed = False
+        self._api = RuntimeAPI()
         self._output = bytearray()
         self._output_lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
@@ -128,11 +74,9 @@ class ExecutionEnvironment:
         self.init_ms: float | None = None
         self.invocations = 0
         environment = dict(environment)
-        environment["AWS_LAMBDA_RUNTIME_API"] = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        environment["AWS_LAMBDA_RUNTIME_API"] = self._api.address
         environment["LAMBDA_TASK_ROOT"] = str(task_dir)
         environment["LAMBDA_RUNTIME_DIR"] = str(runtime_dir)
-        self._acceptor = threading.Thread(target=self._accept_loop, name="labkit-runtime-api", daemon=True)
-        self._acceptor.start()
         self.process = server.spawn(environment, task_dir)
         self._stdout = self.process.stdout
         os.set_blocking(self._stdout, False)
@@ -147,7 +91,7 @@ class ExecutionEnvironment:
     @property
     def alive(self) -> bool:
         """True while the process runs and the environment was not closed."""
-        return not self._closed and self.process.poll() is None
+        return not self._api.closed and self.process.poll() is None
 
     # The invoking side.
 
@@ -162,10 +106,8 @@ class ExecutionEnvironment:
             if outcome.error is not None:
                 return self._finish(outcome, time.monotonic())
         started = time.monotonic()
-        pending = _Pending(request_id, body, int((time.time() + timeout_s) * 1000), function_arn)
-        with self._lock:
-            self._pending = pending
-            self._lock.notify_all()
+        pending = Pending(request_id, body, int((time.time() + timeout_s) * 1000), function_arn)
+        self._api.offer(pending)
         deadline = started + timeout_s
         while not pending.done.is_set():
             now = time.monotonic()
@@ -190,8 +132,7 @@ class ExecutionEnvironment:
             if pending.error is not None:
                 outcome.error_kind = "function"
                 outcome.error = self._rewrite(pending.error)
-        with self._lock:
-            self._pending = None
+        self._api.withdraw()
         return self._finish(outcome, started)
 
     def _finish(self, outcome: Outcome, started: float) -> Outcome:
@@ -212,15 +153,15 @@ class ExecutionEnvironment:
 
     def _wait_for_init(self, outcome: Outcome) -> None:
         deadline = time.monotonic() + INIT_TIMEOUT_S
-        while not self._initialised.wait(MEMORY_CHECK_S):
-            if self._init_error is not None or self.process.poll() is not None or time.monotonic() > deadline:
+        while not self._api.initialised.wait(MEMORY_CHECK_S):
+            if self._api.init_error is not None or self.process.poll() is not None or time.monotonic() > deadline:
                 break
         self.init_ms = (time.monotonic() - self.started) * 1000
-        if self._initialised.is_set() and self._init_error is None:
+        if self._api.initialised.is_set() and self._api.init_error is None:
             return
         self._stop_process()
-        if self._init_error is not None:
-            outcome.error = self._rewrite(self._init_error)
+        if self._api.init_error is not None:
+            outcome.error = self._rewrite(self._api.init_error)
         elif time.monotonic() > deadline:
             outcome.error = {"errorType": "Runtime.Unknown", "errorMessage": "Init timed out"}
         else:
@@ -312,46 +253,6 @@ class ExecutionEnvironment:
             lines.append(self._rewrite(raw.decode("utf-8", "replace")))
         return lines
 
-    # The Runtime API side.
-
-    def _accept_loop(self) -> None:
-        while True:
-            try:
-                conn, address = self._listener.accept()
-            except OSError:
-                return
-            # Small replies go out at once: Nagle's algorithm would hold each for a delayed ACK (40 ms).
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(
-                target=_serve_connection, args=(conn, address, self), name="labkit-runtime-conn", daemon=True
-            ).start()
-
-    def next_invocation(self) -> _Pending | None:
-        """Block until an invocation is handed to this environment (the runtime's `next` call)."""
-        self._initialised.set()
-        with self._lock:
-            while not self._closed:
-                pending = self._pending
-                if pending is not None and not pending.delivered.is_set():
-                    pending.delivered.set()
-                    return pending
-                self._lock.wait()
-        return None
-
-    def complete(self, request_id: str, payload: bytes | None, error: dict[str, Any] | None) -> bool:
-        """Record the runtime's answer for *request_id*; False if it is not the invocation in flight."""
-        with self._lock:
-            pending = self._pending
-            if pending is None or pending.request_id != request_id or pending.done.is_set():
-                return False
-            pending.payload, pending.error = payload, error
-            pending.done.set()
-            return True
-
-    def init_failed(self, error: dict[str, Any]) -> None:
-        """Record the error the runtime reported while loading the function."""
-        self._init_error = error
-
     # Shutdown.
 
     def _stop_process(self) -> None:
@@ -362,99 +263,16 @@ class ExecutionEnvironment:
 
     def close(self) -> None:
         """Stop the process and the Runtime API; idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._lock.notify_all()
+        if not self._api.close():
+            return
         self._stop_process()
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
+        self._api.stop_listening()
         self._reader.join(2)
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
         with contextlib.suppress(OSError):
             os.close(self._stdout)
-
-
-class _RuntimeAPIHandler(BaseHTTPRequestHandler):
-    """The Lambda Runtime API (2018-06-01) for one environment's runtime client."""
-
-    protocol_version = "HTTP/1.1"
-    server: ExecutionEnvironment  # type: ignore[assignment]
-    _PREFIX = f"/{RUNTIME_API_VERSION}/runtime/"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("runtime api: " + format, *args)
-
-    def do_GET(self) -> None:
-        if self.path != self._PREFIX + "invocation/next":
-            return self._reply(404, {"errorType": "InvalidRequest", "errorMessage": f"Unknown path {self.path}"})
-        pending = self.server.next_invocation()
-        if pending is None:
-            self.close_connection = True
-            return self._reply(500, {"errorType": "Runtime.Closed", "errorMessage": "The environment is stopping."})
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(pending.body)))
-        self.send_header("Lambda-Runtime-Aws-Request-Id", pending.request_id)
-        self.send_header("Lambda-Runtime-Deadline-Ms", str(pending.deadline_ms))
-        self.send_header("Lambda-Runtime-Invoked-Function-Arn", pending.function_arn)
-        self.send_header("Lambda-Runtime-Trace-Id", f"Root=1-{int(time.time()):08x}-{pending.request_id[:24]}")
-        self.end_headers()
-        self.wfile.write(pending.body)
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        path = self.path[len(self._PREFIX) :] if self.path.startswith(self._PREFIX) else ""
-        if path == "init/error":
-            self.server.init_failed(_error_body(body, self.headers.get("Lambda-Runtime-Function-Error-Type")))
-            return self._reply(202, {"status": "OK"})
-        parts = path.split("/")
-        if len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
-            if parts[2] == "response":
-                accepted = self.server.complete(parts[1], body, None)
-            else:
-                error = _error_body(body, self.headers.get("Lambda-Runtime-Function-Error-Type"))
-                accepted = self.server.complete(parts[1], None, error)
-            if accepted:
-                return self._reply(202, {"status": "OK"})
-            return self._reply(400, {"errorType": "InvalidRequestID", "errorMessage": "Invalid request ID"})
-        return self._reply(404, {"errorType": "InvalidRequest", "errorMessage": f"Unknown path {self.path}"})
-
-    def _reply(self, status: int, document: dict[str, Any]) -> None:
-        data = json.dumps(document).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-def _serve_connection(conn: socket.socket, address: Any, environment: ExecutionEnvironment) -> None:
-    # A killed environment drops its connection mid-request: that ends the conversation, nothing more.
-    try:
-        # The handler reads its environment where http.server keeps the server (see its `server` annotation).
-        _RuntimeAPIHandler(conn, address, environment)  # type: ignore[arg-type]
-    except OSError:
-        pass
-    finally:
-        conn.close()
-
-
-def _error_body(body: bytes, error_type: str | None) -> dict[str, Any]:
-    try:
-        error = json.loads(body) if body else {}
-    except ValueError:
-        error = {}
-    if not isinstance(error, dict):
-        error = {}
-    error.setdefault("errorType", error_type or "Runtime.Unknown")
-    error.setdefault("errorMessage", "")
-    return error
 
 
 def _utc_stamp() -> str:

@@ -2,14 +2,9 @@
 
 Each function version (code and configuration) gets its own pool of execution environments
 (`environment.py`): a warm one is reused, so module-level state survives between invocations as on
-AWS; new code or configuration starts cold. The invocation's log goes to CloudWatch Logs with the
-platform's lines around the function's own output, as AWS writes them:
+AWS; new code or configuration starts cold. The invocation's log, the platform's lines around the
+function's own output, goes to CloudWatch Logs as AWS writes it (`platformlog.py`):
 https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html
-
-    START RequestId: <id> Version: $LATEST
-    ...what the function and the runtime client wrote...
-    END RequestId: <id>
-    REPORT RequestId: <id>  Duration: 1.23 ms  Billed Duration: 2 ms  Memory Size: 128 MB  Max Memory Used: 40 MB  Init Duration: 80.00 ms
 """
 
 from __future__ import annotations
@@ -17,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
-import math
 import tempfile
 import threading
 import time
@@ -29,34 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from labkit.localcloud.environment import ExecutionEnvironment, Outcome, prepare_runtime_dir
+from labkit.localcloud.environment import ExecutionEnvironment
 from labkit.localcloud.forkserver import ForkServer
+from labkit.localcloud.platformlog import LogWriter, log_text
+from labkit.localcloud.sandbox import LOCAL_LAMBDA_CREDENTIALS, prepare_runtime_dir, sandbox_environment
 from labkit.session import Clients
 
-log = logging.getLogger(__name__)
-
-# Without IAM checks any key will do; this one is never labkit's own, so the local cloud can tell a
-# function's requests from the lab's (fault injection acts on the function's alone).
-LOCAL_LAMBDA_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "ASIALOCALLAMBDAFUNC1",
-    "AWS_SECRET_ACCESS_KEY": "local-lambda-secret",
-    "AWS_SESSION_TOKEN": "local-lambda-session",
-}
-# The variables every Lambda sandbox has besides the function's own:
-# https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime
-SANDBOX_VARIABLES = {
-    "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
-    "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
-    "LANG": "en_US.UTF-8",
-    "TZ": ":UTC",
-    "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-    "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
-    "AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000",
-    "_AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129",
-    "_AWS_XRAY_DAEMON_PORT": "2000",
-}
 # The settings whose change gives the next invocation a new environment (a cold start).
 _VERSION_FIELDS = ("FunctionArn", "CodeSha256", "Handler", "Runtime", "Timeout", "MemorySize", "Environment", "Role")
 
@@ -98,9 +69,8 @@ class FunctionRuntime:
         # The local cloud reads settings and writes logs straight from and to moto's state, as the
         # Lambda service does inside AWS; without them, the Lambda and CloudWatch Logs APIs are used.
         self._configuration_for = configuration_for
-        self._log_sink = log_sink
+        self._logs = LogWriter(clients, log_sink)
         self._credentials: dict[str, tuple[float, dict[str, str]]] = {}
-        self._streams: set[tuple[str, str]] = set()
         self._workdir = tempfile.TemporaryDirectory(prefix="labkit-lambda-")
         self._runtime_dir = Path(self._workdir.name) / "runtime" / "python"
         prepare_runtime_dir(self._runtime_dir)
@@ -178,9 +148,9 @@ class FunctionRuntime:
                 payload = json.loads(outcome.payload) if outcome.payload else None
             except ValueError:
                 payload = outcome.payload.decode("utf-8", "replace")
-        text = _log_text(outcome, settings)
+        text = log_text(outcome, settings)
         if self._write_logs:
-            self._put_logs(settings["FunctionName"], stream, text)
+            self._logs.put(settings["FunctionName"], stream, text)
         return Invocation(
             request_id=request_id,
             payload=payload,
@@ -299,31 +269,11 @@ class FunctionRuntime:
         return folder
 
     def _environment(self, settings: dict[str, Any], stream: str) -> dict[str, str]:
-        """Exactly what a Lambda sandbox's process sees: the reserved variables, credentials and the function's own."""
-        region = settings["FunctionArn"].split(":")[3]
-        env = dict(SANDBOX_VARIABLES)
-        env.update(
-            {
-                "_HANDLER": settings["Handler"],
-                "AWS_EXECUTION_ENV": f"AWS_Lambda_{settings.get('Runtime', 'python3.12')}",
-                "AWS_REGION": region,
-                "AWS_DEFAULT_REGION": region,
-                "AWS_LAMBDA_FUNCTION_NAME": settings["FunctionName"],
-                "AWS_LAMBDA_FUNCTION_VERSION": settings.get("Version", "$LATEST"),
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(settings.get("MemorySize", 128)),
-                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{settings['FunctionName']}",
-                "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-            }
-        )
-        if self.endpoint_url:
-            # The one variable AWS does not set: it points the function's SDK at the local cloud.
-            env["AWS_ENDPOINT_URL"] = self.endpoint_url
         if self.enforce_iam:
-            env.update(self._role_credentials(settings["Role"], settings["FunctionName"]))
+            credentials = self._role_credentials(settings["Role"], settings["FunctionName"])
         else:
-            env.update(LOCAL_LAMBDA_CREDENTIALS)
-        env.update(settings.get("Environment", {}).get("Variables", {}))
-        return env
+            credentials = LOCAL_LAMBDA_CREDENTIALS
+        return sandbox_environment(settings, stream, self.endpoint_url, credentials)
 
     def _role_credentials(self, role_arn: str, session_name: str) -> dict[str, str]:
         now = time.monotonic()
@@ -341,73 +291,3 @@ class FunctionRuntime:
             }
         self._credentials[role_arn] = (now + 600, value)
         return value
-
-    # Logs.
-
-    def _put_logs(self, function_name: str, stream: str, text: str) -> None:
-        group = f"/aws/lambda/{function_name}"
-        now = int(time.time() * 1000)
-        # One event per line of output; a "\r" keeps a traceback in one event, as on AWS.
-        events = [{"timestamp": now, "message": line} for line in text.split("\n") if line]
-        if not events:
-            return
-        if self._log_sink is not None:
-            self._log_sink(group, stream, events)
-            return
-        logs = self._clients("logs")
-        try:
-            if (group, stream) not in self._streams:
-                for create in (
-                    lambda: logs.create_log_group(logGroupName=group),
-                    lambda: logs.create_log_stream(logGroupName=group, logStreamName=stream),
-                ):
-                    try:
-                        create()
-                    except ClientError as exc:
-                        if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
-                            raise
-                self._streams.add((group, stream))
-            logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
-        except ClientError as exc:
-            self._streams.discard((group, stream))
-            log.debug("could not write logs of %s: %s", function_name, exc)
-
-
-def _log_text(outcome: Outcome, settings: dict[str, Any]) -> str:
-    """The invocation's log as Lambda writes it: init output, START, output, END, REPORT."""
-    request_id = outcome.request_id
-    lines = list(outcome.init_lines)
-    if outcome.error_kind == "init" and outcome.error is not None:
-        lines.append(
-            f"INIT_REPORT Init Duration: {outcome.init_ms or 0:.2f} ms\tPhase: init\tStatus: error\t"
-            f"Error Type: {outcome.error.get('errorType')}"
-        )
-    lines.append(f"START RequestId: {request_id} Version: {settings.get('Version', '$LATEST')}")
-    lines.extend(outcome.lines)
-    if outcome.error_kind == "timeout" and outcome.error is not None:
-        lines.append(outcome.error["errorMessage"])
-    lines.append(f"END RequestId: {request_id}")
-    lines.append(_report_line(outcome, settings))
-    return "\n".join(lines) + "\n"
-
-
-def _report_line(outcome: Outcome, settings: dict[str, Any]) -> str:
-    """The REPORT line. Since August 2025 the billed duration includes a cold start's init:
-    https://aws.amazon.com/blogs/compute/aws-lambda-standardizes-billing-for-init-phase/
-    """
-    init = outcome.init_ms
-    billed = max(1, math.ceil(outcome.duration_ms + (init or 0.0)))
-    parts = [
-        f"REPORT RequestId: {outcome.request_id}",
-        f"Duration: {outcome.duration_ms:.2f} ms",
-        f"Billed Duration: {billed} ms",
-        f"Memory Size: {settings.get('MemorySize', 128)} MB",
-        f"Max Memory Used: {outcome.max_memory_mb} MB",
-    ]
-    if init is not None:
-        parts.append(f"Init Duration: {init:.2f} ms")
-    if outcome.error_kind == "timeout":
-        parts.append("Status: timeout")
-    elif outcome.error_kind in ("init", "exit", "memory") and outcome.error is not None:
-        parts.extend(("Status: error", f"Error Type: {outcome.error.get('errorType')}"))
-    return "\t".join(parts)
