@@ -1,13 +1,12 @@
 """Resource states as AWS reports them while a resource is being created or changed, and answer shapes.
 
 AWS answers CreateTable with `CREATING`, CreateFunction with `Pending`, UpdateFunctionCode and
-UpdateFunctionConfiguration with `LastUpdateStatus: InProgress`, CreateEventSourceMapping with
-`Creating` (`Enabling`, `Disabling`, `Updating` on an update, `Deleting` on a delete, after which
-the mapping is still listed for a while), and only later the settled state, so
-the waiters a student is taught (`table_exists`, `function_active_v2`, `function_updated_v2`) really
-wait. As on AWS, a function that is Pending cannot be invoked or updated, and one being updated
-cannot be updated again, until the waiter would have returned (`ResourceConflictException`); a
-mapping changing state cannot be updated or deleted (`ResourceInUseException`). moto answers the settled state at once. Here each transition lasts `state_delay()` seconds
+UpdateFunctionConfiguration with `LastUpdateStatus: InProgress`, and only later the settled state,
+so the waiters a student is taught (`table_exists`, `function_active_v2`, `function_updated_v2`)
+really wait. As on AWS, a function that is Pending cannot be invoked or updated, and one being
+updated cannot be updated again, until the waiter would have returned (`ResourceConflictException`).
+moto answers the settled state at once. Here each transition (and an event source mapping's, in
+`mappingstates.py`) lasts `state_delay()` seconds
 (`LABKIT_LOCAL_STATE_DELAY`, default `LOCAL_STATE_DELAY_S`), judged when the state is read, so no
 thread or timer runs for it.
 
@@ -24,7 +23,7 @@ import time
 from typing import Any
 
 from moto.awslambda.exceptions import LambdaClientError
-from moto.awslambda.models import EventSourceMapping, LambdaBackend, LambdaFunction
+from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.sqs.models import Queue
@@ -47,12 +46,6 @@ _original_backend_update_code = LambdaBackend.update_function_code
 _original_backend_update_configuration = LambdaBackend.update_function_configuration
 _original_backend_invoke = LambdaBackend.invoke
 _original_update_configuration = LambdaFunction.update_configuration
-_original_mapping_configuration = EventSourceMapping.get_configuration
-_original_create_mapping = LambdaBackend.create_event_source_mapping
-_original_update_mapping = LambdaBackend.update_event_source_mapping
-_original_delete_mapping = LambdaBackend.delete_event_source_mapping
-_original_get_mapping = LambdaBackend.get_event_source_mapping
-_original_list_mappings = LambdaBackend.list_event_source_mappings
 _original_queue_attributes = Queue.attributes
 
 
@@ -80,12 +73,6 @@ def install() -> None:
     LambdaBackend.update_function_code = _backend_update_code  # type: ignore[method-assign]
     LambdaBackend.update_function_configuration = _backend_update_configuration  # type: ignore[method-assign]
     LambdaBackend.invoke = _backend_invoke  # type: ignore[method-assign]
-    EventSourceMapping.get_configuration = _mapping_configuration  # type: ignore[method-assign]
-    LambdaBackend.create_event_source_mapping = _create_mapping  # type: ignore[method-assign]
-    LambdaBackend.update_event_source_mapping = _update_mapping  # type: ignore[method-assign]
-    LambdaBackend.delete_event_source_mapping = _delete_mapping  # type: ignore[method-assign]
-    LambdaBackend.get_event_source_mapping = _get_mapping  # type: ignore[method-assign]
-    LambdaBackend.list_event_source_mappings = _list_mappings  # type: ignore[method-assign]
     Queue.attributes = property(_queue_attributes)  # type: ignore[assignment,method-assign]
 
 
@@ -104,12 +91,6 @@ def problems() -> list[str]:
             (LambdaBackend, "update_function_code"),
             (LambdaBackend, "update_function_configuration"),
             (LambdaBackend, "invoke"),
-            (EventSourceMapping, "get_configuration"),
-            (LambdaBackend, "create_event_source_mapping"),
-            (LambdaBackend, "update_event_source_mapping"),
-            (LambdaBackend, "delete_event_source_mapping"),
-            (LambdaBackend, "get_event_source_mapping"),
-            (LambdaBackend, "list_event_source_mappings"),
         )
         if not callable(getattr(owner, name, None))
     ]
@@ -123,13 +104,14 @@ def moto_queue_attributes() -> Any:
     return _original_queue_attributes.fget  # type: ignore[attr-defined]
 
 
-def _until() -> float:
+def until() -> float:
+    """When a transition that starts now ends."""
     return time.monotonic() + state_delay()
 
 
 def _pending(resource: Any, name: str) -> bool:
-    until: float | None = getattr(resource, name, None)
-    return until is not None and time.monotonic() < until
+    ends: float | None = getattr(resource, name, None)
+    return ends is not None and time.monotonic() < ends
 
 
 # DynamoDB: https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_CreateTable.html
@@ -137,7 +119,7 @@ def _pending(resource: Any, name: str) -> bool:
 
 def _create_table(self: DynamoDBBackend, name: str, *args: Any, **kwargs: Any) -> Table:
     table = _original_create_table(self, name, *args, **kwargs)
-    table.labkit_creating_until = _until()  # type: ignore[attr-defined]
+    table.labkit_creating_until = until()  # type: ignore[attr-defined]
     return table
 
 
@@ -161,10 +143,10 @@ def _table_describe(self: Table, base_key: str = "TableDescription") -> dict[str
 
 def _create_function(self: LambdaBackend, spec: dict[str, Any]) -> LambdaFunction:
     function = _original_create_function(self, spec)
-    until = _until()
-    function.labkit_pending_until = until  # type: ignore[attr-defined]
+    ends = until()
+    function.labkit_pending_until = ends  # type: ignore[attr-defined]
     # With Publish, moto answers with a copy; the stored $LATEST is the one later reads find.
-    self.get_function(function.function_name).labkit_pending_until = until  # type: ignore[attr-defined]
+    self.get_function(function.function_name).labkit_pending_until = ends  # type: ignore[attr-defined]
     return function
 
 
@@ -204,12 +186,12 @@ def _backend_invoke(self: LambdaBackend, function_name: str, qualifier: str | No
 
 
 def _update_code(self: LambdaFunction, updated_spec: dict[str, Any]) -> dict[str, Any]:
-    self.labkit_updating_until = _until()  # type: ignore[attr-defined]
+    self.labkit_updating_until = until()  # type: ignore[attr-defined]
     return _original_update_code(self, updated_spec)
 
 
 def _update_configuration(self: LambdaFunction, config_updates: dict[str, Any]) -> dict[str, Any]:
-    self.labkit_updating_until = _until()  # type: ignore[attr-defined]
+    self.labkit_updating_until = until()  # type: ignore[attr-defined]
     return _original_update_configuration(self, config_updates)
 
 
@@ -224,103 +206,6 @@ def _function_configuration(self: LambdaFunction, on_create: bool = False) -> di
         configuration["LastUpdateStatus"] = "InProgress"
         configuration["LastUpdateStatusReason"] = FUNCTION_CREATING_REASON
         configuration["LastUpdateStatusReasonCode"] = FUNCTION_CREATING_CODE
-    return configuration
-
-
-# Event source mappings: https://docs.aws.amazon.com/lambda/latest/api/API_CreateEventSourceMapping.html
-# (State: Creating | Enabling | Enabled | Disabling | Disabled | Updating | Deleting).
-
-
-def _create_mapping(self: LambdaBackend, spec: dict[str, Any]) -> EventSourceMapping:
-    mapping = _original_create_mapping(self, spec)
-    mapping.labkit_transition = ("Creating", _until())  # type: ignore[attr-defined]
-    return mapping
-
-
-class MappingInUse(LambdaClientError):
-    """What Update- and DeleteEventSourceMapping answer while the mapping is changing state.
-
-    AWS: "The operation conflicts with the resource's availability. For example, you tried to update
-    an event source mapping in the CREATING state, or you tried to delete an event source mapping
-    currently UPDATING."
-    (https://docs.aws.amazon.com/lambda/latest/api/API_UpdateEventSourceMapping.html#API_UpdateEventSourceMapping_Errors).
-    AWS does not publish the message's wording, so this one says what to do.
-    """
-
-    def __init__(self, uuid: str, state: str) -> None:
-        super().__init__(
-            "ResourceInUseException",
-            f"The event source mapping {uuid} is {state}; wait until it is Enabled or Disabled to change it.",
-        )
-
-
-def _refuse_while_changing_state(backend: LambdaBackend, uuid: str) -> None:
-    mapping = _original_get_mapping(backend, uuid) or deleting_mappings(backend).get(uuid)
-    transition: tuple[str, float] | None = getattr(mapping, "labkit_transition", None)
-    if transition is not None and time.monotonic() < transition[1]:
-        raise MappingInUse(uuid, transition[0])
-
-
-def _update_mapping(self: LambdaBackend, uuid: str, spec: dict[str, Any]) -> EventSourceMapping | None:
-    _refuse_while_changing_state(self, uuid)
-    before = self.get_event_source_mapping(uuid)
-    was_enabled = bool(before.enabled) if before is not None else None
-    mapping = _original_update_mapping(self, uuid, spec)
-    if mapping is not None:
-        if "Enabled" in spec and bool(mapping.enabled) != was_enabled:
-            state = "Enabling" if mapping.enabled else "Disabling"
-        else:
-            state = "Updating"
-        mapping.labkit_transition = (state, _until())  # type: ignore[attr-defined]
-    return mapping
-
-
-# "When you delete an event source mapping, it enters a Deleting state and might not be completely
-# deleted for several seconds": https://docs.aws.amazon.com/lambda/latest/api/API_DeleteEventSourceMapping.html
-# moto forgets it at once; here it stays readable (and blocks a new mapping of the same queue and
-# function, see mappings.py) for `state_delay()` seconds, while no poller reads for it.
-
-
-def deleting_mappings(backend: LambdaBackend) -> dict[str, EventSourceMapping]:
-    """The backend's mappings still in Deleting, by UUID; those whose delay ran out are dropped."""
-    found: dict[str, EventSourceMapping] = backend.__dict__.setdefault("labkit_deleting", {})
-    now = time.monotonic()
-    for uuid, mapping in list(found.items()):
-        if now >= mapping.labkit_transition[1]:  # type: ignore[attr-defined]
-            del found[uuid]
-    return found
-
-
-def _delete_mapping(self: LambdaBackend, uuid: str) -> EventSourceMapping | None:
-    _refuse_while_changing_state(self, uuid)
-    mapping = _original_delete_mapping(self, uuid)
-    if mapping is not None:
-        mapping.labkit_transition = ("Deleting", _until())  # type: ignore[attr-defined]
-        deleting_mappings(self)[uuid] = mapping
-    return mapping
-
-
-def _get_mapping(self: LambdaBackend, uuid: str) -> EventSourceMapping | None:
-    found = _original_get_mapping(self, uuid)
-    return found if found is not None else deleting_mappings(self).get(uuid)
-
-
-def _list_mappings(self: LambdaBackend, event_source_arn: str, function_name: str) -> list[EventSourceMapping]:
-    listed = list(_original_list_mappings(self, event_source_arn, function_name))
-    for mapping in deleting_mappings(self).values():
-        if event_source_arn and mapping.event_source_arn != event_source_arn:
-            continue
-        if function_name and function_name not in (mapping.function_name, mapping.function_arn):
-            continue
-        listed.append(mapping)
-    return listed
-
-
-def _mapping_configuration(self: EventSourceMapping) -> dict[str, Any]:
-    configuration = _original_mapping_configuration(self)
-    transition: tuple[str, float] | None = getattr(self, "labkit_transition", None)
-    if transition is not None and time.monotonic() < transition[1]:
-        configuration["State"] = transition[0]
     return configuration
 
 

@@ -30,7 +30,7 @@ from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.iam.models import iam_backends
 from moto.sqs.models import Queue, sqs_backends
 
-from labkit.localcloud import lifecycle, policy
+from labkit.localcloud import mappingstates, policy
 
 MAX_BATCH_SIZE = 10_000
 MAX_BATCH_SIZE_WITHOUT_WINDOW = 10
@@ -173,7 +173,7 @@ def _create(self: LambdaBackend, spec: dict[str, Any]) -> Any:
 
 def check_unique(backend: LambdaBackend, queue: Queue, function: LambdaFunction) -> None:
     """Refuse a second trigger from *queue* to *function*, as AWS does."""
-    existing = [*backend._event_source_mappings.values(), *lifecycle.deleting_mappings(backend).values()]
+    existing = [*backend._event_source_mappings.values(), *mappingstates.deleting_mappings(backend).values()]
     for mapping in existing:
         if mapping.event_source_arn == queue.queue_arn and mapping.function_arn == function.function_arn:
             raise MappingExists(queue.queue_arn, function.function_name, mapping.uuid)

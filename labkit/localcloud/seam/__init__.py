@@ -11,7 +11,8 @@ what a moto release would have to keep (`problems()`); `check_compatible()` fail
 
 AWS's resource rules live in their own modules, installed from here: SNS delivery gated on the
 queue's access policy (`delivery`), transitional resource states and answer shapes (`lifecycle`),
-and event source mappings validated as Lambda validates them (`mappings`).
+event source mappings' states (`mappingstates`), and mappings validated as Lambda validates them
+(`mappings`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import threading
 
 import moto
 
-from labkit.localcloud import delivery, lifecycle, mappings
+from labkit.localcloud import delivery, lifecycle, mappings, mappingstates
 from labkit.localcloud.seam import awslambda, iam, logs, sns, sqs
 from labkit.localcloud.seam.awslambda import InvokeHook, function_code, function_configuration, trigger_disabled
 from labkit.localcloud.seam.iam import assume_role_as_lambda, disable_iam, enable_iam, iam_enforced
@@ -62,7 +63,8 @@ def install(invoke_hook: InvokeHook | None = None) -> None:
         sns.install()
         delivery.install()
         lifecycle.install()
-        # After lifecycle: validation runs before a mapping is made and given its first state.
+        mappingstates.install()
+        # After mappingstates: validation runs before a mapping is made and given its first state.
         mappings.install()
         _installed = True
 
@@ -73,7 +75,7 @@ def check_compatible() -> None:
     problems = []
     if not any(version.startswith(v + ".") or version == v for v in TESTED_MOTO):
         problems.append(f"moto {version} is outside the tested range {', '.join(TESTED_MOTO)}")
-    for module in (awslambda, iam, sqs, sns, logs, delivery, lifecycle, mappings):
+    for module in (awslambda, iam, sqs, sns, logs, delivery, lifecycle, mappingstates, mappings):
         problems.extend(module.problems())
     if problems:
         raise RuntimeError("labkit's local cloud does not support this moto: " + "; ".join(problems))
