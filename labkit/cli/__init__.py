@@ -398,7 +398,3 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"DLQ: {counts['dlq_visible']}")
     print(f"demo took {time.monotonic() - started:.1f}s")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
