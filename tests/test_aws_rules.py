@@ -363,6 +363,57 @@ def test_mapping_is_creating_then_enabled_and_updates_pass_through_their_states(
     assert lam.delete_event_source_mapping(UUID=created["UUID"])["State"] == "Deleting"
 
 
+def test_a_deleted_mapping_stays_deleting_for_a_while_then_is_gone(aws, monkeypatch):
+    """After DeleteEventSourceMapping the mapping is still read and listed, in Deleting, and cannot be
+    updated or deleted again; then it is gone.
+    https://docs.aws.amazon.com/lambda/latest/api/API_DeleteEventSourceMapping.html"""
+    delay = 0.5
+    monkeypatch.setenv(ENV_STATE_DELAY, str(delay))
+    lam = aws("lambda")
+    _function(aws, _role(aws, managed=(SQS_EXECUTION_POLICY,)))
+    _, queue_arn = _queue(aws)
+    uuid = lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName="OrderProcessor")["UUID"]
+    assert _settle(lam, uuid) == "Enabled"
+
+    assert lam.delete_event_source_mapping(UUID=uuid)["State"] == "Deleting"
+
+    assert lam.get_event_source_mapping(UUID=uuid)["State"] == "Deleting"
+    listed = lam.list_event_source_mappings(EventSourceArn=queue_arn)["EventSourceMappings"]
+    assert [(m["UUID"], m["State"]) for m in listed] == [(uuid, "Deleting")]
+    for call in (
+        lambda: lam.update_event_source_mapping(UUID=uuid, BatchSize=2),
+        lambda: lam.delete_event_source_mapping(UUID=uuid),
+    ):
+        assert _error(call)[0] == "ResourceInUseException"
+    time.sleep(delay + 0.1)
+    assert _error(lam.get_event_source_mapping, UUID=uuid)[0] == "ResourceNotFoundException"
+    assert lam.list_event_source_mappings(EventSourceArn=queue_arn)["EventSourceMappings"] == []
+
+
+def test_a_second_trigger_of_the_same_queue_and_function_is_refused(aws, monkeypatch):
+    """CreateEventSourceMapping refuses a queue that already triggers the function, with AWS's
+    ResourceConflictException (409) naming the existing mapping, also while that one is Deleting.
+    https://docs.aws.amazon.com/lambda/latest/api/API_CreateEventSourceMapping.html#API_CreateEventSourceMapping_Errors"""
+    monkeypatch.setenv(ENV_STATE_DELAY, "30")
+    lam = aws("lambda")
+    _function(aws, _role(aws, managed=(SQS_EXECUTION_POLICY,)))
+    _, queue_arn = _queue(aws)
+    first = lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName="OrderProcessor")["UUID"]
+    wanted = (
+        "ResourceConflictException",
+        f'An event source mapping with SQS arn (" {queue_arn} ") and function (" OrderProcessor ") already '
+        f"exists. Please update or delete the existing mapping with UUID {first}",
+    )
+
+    with pytest.raises(ClientError) as caught:
+        lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName="OrderProcessor")
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    assert (caught.value.response["Error"]["Code"], caught.value.response["Error"]["Message"]) == wanted
+    lam.delete_event_source_mapping(UUID=first)
+    assert _error(lam.create_event_source_mapping, EventSourceArn=queue_arn, FunctionName="OrderProcessor") == wanted
+    assert len(lam.list_event_source_mappings(EventSourceArn=queue_arn)["EventSourceMappings"]) == 1
+
+
 def test_queue_timestamps_are_whole_epoch_seconds(aws):
     """GetQueueAttributes gives CreatedTimestamp and LastModifiedTimestamp in whole epoch seconds.
     https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_GetQueueAttributes.html"""

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from labkit.config import MANAGED_POLICY_ARNS, Config
+from labkit.config import ENV_STATE_DELAY, MANAGED_POLICY_ARNS, Config
 from labkit.errors import ResourceError
 from labkit.resources import dynamodb, functions, iam, sns, sqs
 
@@ -189,6 +189,26 @@ def test_trigger_twice_and_batch_size_change(env):
     assert len(clients("lambda").list_event_source_mappings()["EventSourceMappings"]) == 1
     assert functions.delete_mapping(config, clients, queue.arn) is True
     assert functions.delete_mapping(config, clients, queue.arn) is False
+
+
+def test_trigger_made_again_while_the_old_one_is_deleting(env, monkeypatch):
+    """A trigger deleted and at once made again: the builder waits until the old one is gone, since AWS
+    refuses a second trigger of the same queue and function until then.
+    https://docs.aws.amazon.com/lambda/latest/api/API_DeleteEventSourceMapping.html"""
+    monkeypatch.setenv(ENV_STATE_DELAY, "1")
+    config, clients = env
+    table, queue = _table_and_queue(config, clients)
+    role = iam.ensure_role(config, clients, table.arn, queue.arn)
+    functions.ensure_function(config, clients, role.arn)
+    first = functions.ensure_mapping(config, clients, queue.arn, queue.url)
+
+    assert functions.delete_mapping(config, clients, queue.arn) is True
+    assert functions.find_mapping(clients, config.function_name, queue.arn) is None
+    again = functions.ensure_mapping(config, clients, queue.arn, queue.url)
+
+    assert again.uuid != first.uuid and again.state == "Enabled"
+    listed = clients("lambda").list_event_source_mappings(EventSourceArn=queue.arn)["EventSourceMappings"]
+    assert [m["UUID"] for m in listed] == [again.uuid]
 
 
 def test_trigger_refused_when_visibility_is_shorter_than_the_function_timeout(env):

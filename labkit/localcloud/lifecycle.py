@@ -2,7 +2,8 @@
 
 AWS answers CreateTable with `CREATING`, CreateFunction with `Pending`, UpdateFunctionCode and
 UpdateFunctionConfiguration with `LastUpdateStatus: InProgress`, CreateEventSourceMapping with
-`Creating` (`Enabling`, `Disabling`, `Updating` on an update), and only later the settled state, so
+`Creating` (`Enabling`, `Disabling`, `Updating` on an update, `Deleting` on a delete, after which
+the mapping is still listed for a while), and only later the settled state, so
 the waiters a student is taught (`table_exists`, `function_active_v2`, `function_updated_v2`) really
 wait. As on AWS, a function that is Pending cannot be invoked or updated, and one being updated
 cannot be updated again, until the waiter would have returned (`ResourceConflictException`). moto answers the settled state at once. Here each transition lasts `state_delay()` seconds
@@ -48,6 +49,9 @@ _original_update_configuration = LambdaFunction.update_configuration
 _original_mapping_configuration = EventSourceMapping.get_configuration
 _original_create_mapping = LambdaBackend.create_event_source_mapping
 _original_update_mapping = LambdaBackend.update_event_source_mapping
+_original_delete_mapping = LambdaBackend.delete_event_source_mapping
+_original_get_mapping = LambdaBackend.get_event_source_mapping
+_original_list_mappings = LambdaBackend.list_event_source_mappings
 _original_queue_attributes = Queue.attributes
 
 
@@ -78,6 +82,9 @@ def install() -> None:
     EventSourceMapping.get_configuration = _mapping_configuration  # type: ignore[method-assign]
     LambdaBackend.create_event_source_mapping = _create_mapping  # type: ignore[method-assign]
     LambdaBackend.update_event_source_mapping = _update_mapping  # type: ignore[method-assign]
+    LambdaBackend.delete_event_source_mapping = _delete_mapping  # type: ignore[method-assign]
+    LambdaBackend.get_event_source_mapping = _get_mapping  # type: ignore[method-assign]
+    LambdaBackend.list_event_source_mappings = _list_mappings  # type: ignore[method-assign]
     Queue.attributes = property(_queue_attributes)  # type: ignore[assignment,method-assign]
 
 
@@ -99,6 +106,9 @@ def problems() -> list[str]:
             (EventSourceMapping, "get_configuration"),
             (LambdaBackend, "create_event_source_mapping"),
             (LambdaBackend, "update_event_source_mapping"),
+            (LambdaBackend, "delete_event_source_mapping"),
+            (LambdaBackend, "get_event_source_mapping"),
+            (LambdaBackend, "list_event_source_mappings"),
         )
         if not callable(getattr(owner, name, None))
     ]
@@ -226,7 +236,24 @@ def _create_mapping(self: LambdaBackend, spec: dict[str, Any]) -> EventSourceMap
     return mapping
 
 
+class MappingInUse(LambdaClientError):
+    """What Update- and DeleteEventSourceMapping answer for a mapping being deleted.
+
+    The code is AWS's for "the operation conflicts with the resource's availability"
+    (https://docs.aws.amazon.com/lambda/latest/api/API_UpdateEventSourceMapping.html#API_UpdateEventSourceMapping_Errors);
+    AWS does not publish the message's wording, so this one says what happened.
+    """
+
+    def __init__(self, uuid: str) -> None:
+        super().__init__(
+            "ResourceInUseException",
+            f"The event source mapping {uuid} is in the Deleting state; it cannot be updated or deleted again.",
+        )
+
+
 def _update_mapping(self: LambdaBackend, uuid: str, spec: dict[str, Any]) -> EventSourceMapping | None:
+    if uuid in deleting_mappings(self):
+        raise MappingInUse(uuid)
     before = self.get_event_source_mapping(uuid)
     was_enabled = bool(before.enabled) if before is not None else None
     mapping = _original_update_mapping(self, uuid, spec)
@@ -237,6 +264,48 @@ def _update_mapping(self: LambdaBackend, uuid: str, spec: dict[str, Any]) -> Eve
             state = "Updating"
         mapping.labkit_transition = (state, _until())  # type: ignore[attr-defined]
     return mapping
+
+
+# "When you delete an event source mapping, it enters a Deleting state and might not be completely
+# deleted for several seconds": https://docs.aws.amazon.com/lambda/latest/api/API_DeleteEventSourceMapping.html
+# moto forgets it at once; here it stays readable (and blocks a new mapping of the same queue and
+# function, see mappings.py) for `state_delay()` seconds, while no poller reads for it.
+
+
+def deleting_mappings(backend: LambdaBackend) -> dict[str, EventSourceMapping]:
+    """The backend's mappings still in Deleting, by UUID; those whose delay ran out are dropped."""
+    found: dict[str, EventSourceMapping] = backend.__dict__.setdefault("labkit_deleting", {})
+    now = time.monotonic()
+    for uuid, mapping in list(found.items()):
+        if now >= mapping.labkit_transition[1]:  # type: ignore[attr-defined]
+            del found[uuid]
+    return found
+
+
+def _delete_mapping(self: LambdaBackend, uuid: str) -> EventSourceMapping | None:
+    if uuid in deleting_mappings(self):
+        raise MappingInUse(uuid)
+    mapping = _original_delete_mapping(self, uuid)
+    if mapping is not None:
+        mapping.labkit_transition = ("Deleting", _until())  # type: ignore[attr-defined]
+        deleting_mappings(self)[uuid] = mapping
+    return mapping
+
+
+def _get_mapping(self: LambdaBackend, uuid: str) -> EventSourceMapping | None:
+    found = _original_get_mapping(self, uuid)
+    return found if found is not None else deleting_mappings(self).get(uuid)
+
+
+def _list_mappings(self: LambdaBackend, event_source_arn: str, function_name: str) -> list[EventSourceMapping]:
+    listed = list(_original_list_mappings(self, event_source_arn, function_name))
+    for mapping in deleting_mappings(self).values():
+        if event_source_arn and mapping.event_source_arn != event_source_arn:
+            continue
+        if function_name and function_name not in (mapping.function_name, mapping.function_arn):
+            continue
+        listed.append(mapping)
+    return listed
 
 
 def _mapping_configuration(self: EventSourceMapping) -> dict[str, Any]:

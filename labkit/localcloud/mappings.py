@@ -12,6 +12,10 @@ useful (a BatchSize of 100 without a batching window). Refused here with AWS's c
 - a queue visibility timeout shorter than the function's timeout: `InvalidParameterValueException`
   "Queue visibility timeout: X seconds is less than Function timeout: Y seconds"
   (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html);
+- a second mapping of the same queue to the same function (also while the first is Deleting):
+  `ResourceConflictException` (409) "An event source mapping with SQS arn (" <arn> ") and function
+  (" <name> ") already exists. Please update or delete the existing mapping with UUID <uuid>"
+  (https://docs.aws.amazon.com/lambda/latest/api/API_CreateEventSourceMapping.html#API_CreateEventSourceMapping_Errors);
 - an execution role that may not call ReceiveMessage, DeleteMessage or GetQueueAttributes on the
   queue: `InvalidParameterValueException` "The function execution role does not have permissions
   to call ReceiveMessage on SQS" (https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html#events-sqs-permissions).
@@ -26,7 +30,7 @@ from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.iam.models import iam_backends
 from moto.sqs.models import Queue, sqs_backends
 
-from labkit.localcloud import policy
+from labkit.localcloud import lifecycle, policy
 
 MAX_BATCH_SIZE = 10_000
 MAX_BATCH_SIZE_WITHOUT_WINDOW = 10
@@ -35,6 +39,19 @@ REQUIRED_SQS_ACTIONS = ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")
 BATCH_WINDOW_MESSAGE = "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10"
 
 _originals: dict[str, Any] = {}
+
+
+class MappingExists(LambdaClientError):
+    """CreateEventSourceMapping's answer when the queue already triggers the function."""
+
+    code = 409
+
+    def __init__(self, queue_arn: str, function_name: str, uuid: str) -> None:
+        super().__init__(
+            "ResourceConflictException",
+            f'An event source mapping with SQS arn (" {queue_arn} ") and function (" {function_name} ") '
+            f"already exists. Please update or delete the existing mapping with UUID {uuid}",
+        )
 
 
 def install() -> None:
@@ -148,9 +165,18 @@ def _create(self: LambdaBackend, spec: dict[str, Any]) -> Any:
     if queue is not None and spec.get("FunctionName"):
         check_batching(spec.get("BatchSize"), _window(spec.get("MaximumBatchingWindowInSeconds")), queue.fifo_queue)
         function = self.get_function(spec["FunctionName"])
+        check_unique(self, queue, function)
         check_visibility(queue, function)
         check_role(function, queue)
     return _originals["create"](self, spec)
+
+
+def check_unique(backend: LambdaBackend, queue: Queue, function: LambdaFunction) -> None:
+    """Refuse a second trigger from *queue* to *function*, as AWS does."""
+    existing = [*backend._event_source_mappings.values(), *lifecycle.deleting_mappings(backend).values()]
+    for mapping in existing:
+        if mapping.event_source_arn == queue.queue_arn and mapping.function_arn == function.function_arn:
+            raise MappingExists(queue.queue_arn, function.function_name, mapping.uuid)
 
 
 def _update(self: LambdaBackend, uuid: str, spec: dict[str, Any]) -> Any:

@@ -29,6 +29,10 @@ ROLE_PROPAGATION_S = 30
 # Fixed zip timestamps keep CodeSha256 stable, so an unchanged handler is never redeployed.
 _ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 _MAPPING_STATES_SETTLED = ("Enabled", "Disabled")
+# A state change takes a fraction of a second in the local cloud and seconds on AWS: look soon, then
+# every second.
+_FIRST_POLL_S = 0.1
+_LAST_POLL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -170,10 +174,14 @@ def delete_function(config: Config, clients: Clients) -> bool:
 
 
 def find_mapping(clients: Clients, function_name: str, queue_arn: str) -> dict[str, Any] | None:
-    """The event source mapping from *queue_arn* to the function, if any."""
-    reply = clients("lambda").list_event_source_mappings(FunctionName=function_name, EventSourceArn=queue_arn)
-    mappings = reply.get("EventSourceMappings", [])
+    """The event source mapping from *queue_arn* to the function, if any (one being deleted is none)."""
+    mappings = [m for m in _mappings(clients, function_name, queue_arn) if m["State"] != "Deleting"]
     return mappings[0] if mappings else None
+
+
+def _mappings(clients: Clients, function_name: str, queue_arn: str) -> list[dict[str, Any]]:
+    reply = clients("lambda").list_event_source_mappings(FunctionName=function_name, EventSourceArn=queue_arn)
+    return list(reply.get("EventSourceMappings", []))
 
 
 def ensure_mapping(
@@ -196,6 +204,8 @@ def ensure_mapping(
     _check_visibility(config, clients, queue_url, queue_arn)
     mapping = find_mapping(clients, config.function_name, queue_arn)
     if mapping is None:
+        # A trigger being deleted still counts: AWS refuses a new one until it is gone.
+        _wait_deleted(clients, config.function_name, queue_arn)
         log.info("creating trigger %s -> %s", queue_arn, config.function_name)
         # ReportBatchItemFailures lets the handler retry only the records that failed, so one bad
         # order in a batch of ten does not send the other nine round again.
@@ -225,10 +235,27 @@ def _mapping_info(mapping: dict[str, Any]) -> MappingInfo:
 def _wait_mapping(lam: Any, mapping: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
     # There is no boto3 waiter for event source mappings; AWS takes seconds to leave "Creating".
     deadline = time.monotonic() + timeout
+    pause = _FIRST_POLL_S
     while mapping["State"] not in _MAPPING_STATES_SETTLED and time.monotonic() < deadline:
-        time.sleep(1)
+        time.sleep(pause)
+        pause = min(pause * 2, _LAST_POLL_S)
         mapping = lam.get_event_source_mapping(UUID=mapping["UUID"])
     return mapping
+
+
+def _wait_deleted(clients: Clients, function_name: str, queue_arn: str, timeout: float = 120) -> None:
+    # "It enters a Deleting state and might not be completely deleted for several seconds":
+    # https://docs.aws.amazon.com/lambda/latest/api/API_DeleteEventSourceMapping.html
+    deadline = time.monotonic() + timeout
+    pause = _FIRST_POLL_S
+    while deleting := [m for m in _mappings(clients, function_name, queue_arn) if m["State"] == "Deleting"]:
+        if time.monotonic() > deadline:
+            raise ResourceError(
+                f"The trigger {deleting[0]['UUID']} from {queue_arn.rsplit(':', 1)[-1]} to {function_name} is still "
+                f"being deleted after {timeout:.0f}s; run this again in a minute."
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, _LAST_POLL_S)
 
 
 def _check_visibility(config: Config, clients: Clients, queue_url: str, queue_arn: str) -> None:
