@@ -13,7 +13,7 @@ The package is layered; a module may import only from its own layer and the ones
 4. `observe/`, reading and showing what the pipeline did, through a `Lab`;
 5. `experiments/`: load, faults, backlog and costs;
 6. the notebooks' cells (`notebook/`) and the benchmark (`bench/`, `python -m labkit.bench`);
-7. on top, the `labkit` command (`cli.py`) and this package's own names.
+7. on top, the `labkit` command (`cli/`) and this package's own names, which do not import each other.
 """
 
 import importlib

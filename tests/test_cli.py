@@ -163,9 +163,10 @@ def test_demo_prints_the_stored_order_and_the_dlq_count(capsys):
 def lab_args(monkeypatch):
     """Run `labkit ...` through main() with cmd_lab replaced by a recorder; return the parsed arguments."""
     import labkit.cli as cli
+    from labkit.cli import local
 
     seen = []
-    monkeypatch.setattr(cli, "cmd_lab", lambda args: seen.append(args) or 0)
+    monkeypatch.setattr(local, "cmd_lab", lambda args: seen.append(args) or 0)
 
     def parse(*argv):
         assert cli.main(list(argv)) == 0

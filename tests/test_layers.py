@@ -175,6 +175,28 @@ def test_the_rules_catch_what_they_forbid():
     assert circles(found) == [["labkit.config", "labkit.lab"]]
 
 
+def test_the_command_stays_on_top_alone():
+    """The command is a package of modules, and the rules hold for each: nothing below imports any of them, the
+    package's own names and the command do not import each other, and a command module that reaches back to the
+    package (which imports it through the parser) closes a circle."""
+    found = {
+        "labkit": ("from labkit.cli import main\n", True),
+        "labkit.lab": ("", False),
+        "labkit.cli": ("from labkit.cli import parser\n", True),
+        "labkit.cli.parser": ("from labkit.cli import pipeline\n", False),
+        "labkit.cli.pipeline": ("from labkit.cli import EXIT_ERROR\nfrom labkit.lab import Lab\n", False),
+        "labkit.cli.grade": ("from labkit import connect\n", False),
+        "labkit.notebook": ("", True),
+        "labkit.notebook.cells": ("from labkit.cli.pipeline import cmd_up\n", False),
+    }
+    assert violations(found) == [
+        "labkit:1 (labkit) imports labkit.cli (cli)",
+        "labkit.cli.grade:1 (cli) imports labkit (labkit)",
+        "labkit.notebook.cells:1 (notebook) imports labkit.cli.pipeline (cli)",
+    ]
+    assert circles(found) == [["labkit.cli", "labkit.cli.parser", "labkit.cli.pipeline"]]
+
+
 @pytest.mark.parametrize(
     "old, new",
     sorted(labkit.MOVED.items()),

@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from labkit import cli
+from labkit.cli import common
 from labkit.config import BASIC_EXECUTION_POLICY_ARN, MANAGED_POLICY_ARNS, Config
 from labkit.experiments.reliability import measure, mixed_load
 from labkit.lab import Lab
@@ -279,7 +280,7 @@ def test_no_secret_reaches_logs_reports_cli_output_or_notebooks(enforced, monkey
     outputs["invoke log tail"] = lab.invoke({"Records": [{"messageId": "m", "body": MALFORMED_BODY}]}).log_tail
     outputs["grade report"] = lab.grade().to_json()
     outputs["reliability figures"] = json.dumps(measure(lab, mixed_load(orders=1, malformed=0)).as_dict())
-    monkeypatch.setattr(cli, "_lab", lambda **_: lab)
+    monkeypatch.setattr(common, "connected_lab", lambda **_: lab)
     for argv in (["status", "--json"], ["orders", "--json"], ["orders"], ["redrive"], ["grade", "--json"], ["up"]):
         cli.main(argv)
         out, err = capsys.readouterr()

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from labkit import cli
+from labkit.cli import common
 from labkit.experiments.reliability import dlq_bodies, stored_form
 from labkit.lab import Lab
 from labkit.orders import generate_orders
@@ -99,7 +100,7 @@ def test_interrupted_redrive_loses_nothing_and_fixed_orders_land(new_lab):
 def test_cli_redrive_interrupted_says_how_to_resume(new_lab, monkeypatch, capsys):
     """GIVEN `labkit redrive` WHEN interrupted THEN it says nothing was lost and to run it again, exit 2."""
     lab = new_lab()
-    monkeypatch.setattr(cli, "_lab", lambda **_: lab)
+    monkeypatch.setattr(common, "connected_lab", lambda **_: lab)
     dlq = sqs.get_queue(lab.clients, lab.config.dlq_name)
     lab.clients("sqs").send_message(QueueUrl=dlq.url, MessageBody="still bad")
 
