@@ -6,7 +6,8 @@ if set, or a real account with ``LABKIT_BACKEND=aws``.
 The package is layered; a module may import only from its own layer and the ones listed before it
 (`tests/test_layers.py` reads every import and keeps this true):
 
-1. the core, at the top of the package: `config`, `errors`, `session`, `aws`, `orders`, `events`, `lambdalog`;
+1. the core, at the top of the package: `config`, `errors`, `session`, `aws`, `orders`, `events`,
+   `lambdaerrors`, `lambdalog`;
 2. `resources/` (real AWS APIs), `localcloud/` (the only place that knows moto) and `grading/`
    (read-only clients), each on the core alone;
 3. `lab.py`, the facade notebooks hold: `Lab` and `connect()`;

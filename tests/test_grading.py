@@ -27,7 +27,7 @@ from labkit.grading import CHECKS, GRADEBOOK_COLUMNS, grade, load_rubric
 from labkit.grading.function_log import refusals
 from labkit.grading.policy import allows
 from labkit.lab import Lab
-from labkit.lambdalog import parse_errors
+from labkit.lambdaerrors import parse_errors
 from labkit.localcloud import LocalCloud
 from labkit.orders import SAMPLE_ORDER
 from labkit.resources.functions import build_zip

@@ -17,7 +17,7 @@ import labkit
 
 PACKAGE = Path(labkit.__file__).parent
 
-CORE = {"config", "errors", "session", "aws", "orders", "events", "lambdalog"}
+CORE = {"config", "errors", "session", "aws", "orders", "events", "lambdaerrors", "lambdalog"}
 # Rank of each layer; a module may import its own group and any group of a lower rank.
 RANKS = {
     "core": 0,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from labkit import lambdalog
+from labkit import lambdaerrors
 from labkit.observe import logs
 
 REQUEST = "8f507cfc-1a2b-4697-b07a-ac58fc914c95"
@@ -228,7 +228,7 @@ def test_the_json_log_formats_error_is_the_invoke_responses_error() -> None:
     """The JSON log format logs the same errorType, errorMessage and stackTrace the Invoke response holds.
     https://docs.aws.amazon.com/lambda/latest/dg/python-exceptions.html
     """
-    (logged,) = lambdalog.parse_errors([JSON_ERROR])
+    (logged,) = lambdaerrors.parse_errors([JSON_ERROR])
 
     assert logged == logs.error_from_payload(json.loads(JSON_ERROR))
     assert logged.traceback[0] == "Traceback (most recent call last):"
@@ -249,7 +249,7 @@ def test_the_grader_reads_the_awslambdaric_event_and_runtime_exits_as_the_viewer
         f"END RequestId: {OTHER}",
     ]
 
-    errors = lambdalog.parse_errors(messages)
+    errors = lambdaerrors.parse_errors(messages)
 
     assert [e.describe() for e in errors] == [
         'KeyError: \'orderId\' (File "/var/task/code.py", line 12, in lambda_handler: order_id = order["orderId"])',

@@ -1,8 +1,9 @@
 """The function's real error, read from its CloudWatch log group with the grader's read-only clients.
 
-The lines themselves (every shape Lambda writes an error, a traceback or a timeout in) are parsed by
-`labkit.lambdalog`; what is the grader's own is reading the log group, the reasons the handler logged
-for refusing an order, and the one sentence a failed probe reports.
+The lines themselves are parsed in the core: every shape Lambda writes an error, a traceback or a
+timeout in by `labkit.lambdaerrors`, the handler's record lines by `labkit.lambdalog`. What is the
+grader's own is reading the log group, the reasons the handler logged for refusing an order, and the
+one sentence a failed probe reports.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from labkit.aws import error_code
-from labkit.lambdalog import FunctionError, message_lines, parse_record
+from labkit.lambdaerrors import FunctionError, message_lines
+from labkit.lambdalog import parse_record
 from labkit.session import Clients
 
 CLOCK_SKEW_MS = 1_000

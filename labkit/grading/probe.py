@@ -25,7 +25,7 @@ from labkit.grading.function_log import log_messages, refusals, summarise
 from labkit.grading.registry import Outcome, fail, ok
 from labkit.grading.rubric import Rubric
 from labkit.grading.wiring import redrive_policy
-from labkit.lambdalog import parse_errors
+from labkit.lambdaerrors import parse_errors
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """Observing the pipeline: reading what happened and showing it.
 
 `journey` follows one order from the topic to the table or the DLQ, `logs` reads the function's
-CloudWatch logs (the lines themselves are parsed by `labkit.lambdalog`), `deliveries` joins the two
-into per-message histories, `charts` samples queue depths and draws them, and `widgets` is the
-notebook's order form. Every function takes a `Lab` (the facade in `labkit.lab`) for its config and
+CloudWatch logs (the lines themselves are parsed by `labkit.lambdalog` and `labkit.lambdaerrors`),
+`deliveries` joins the two into per-message histories, `charts` samples queue depths and draws them,
+and `widgets` is the notebook's order form. Every function takes a `Lab` (the facade in `labkit.lab`) for its config and
 clients; none changes a resource except through the facade's own calls.
 
 May import: the core, `labkit.resources` and the facade `labkit.lab`. Never the local cloud, the

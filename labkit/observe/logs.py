@@ -1,7 +1,7 @@
 """The function's CloudWatch Logs: its events, its invocations (see `labkit.lambdalog`), what the viewer shows.
 
-The parsed forms (`Invocation`, `FunctionError` and its `Frame`, `RecordLog`) and the parser live in `labkit.lambdalog`
-and are importable from here too.
+The parsed forms and their parsers live in the core, `Invocation` and `RecordLog` in `labkit.lambdalog`,
+`FunctionError` and its `Frame` in `labkit.lambdaerrors`, and are importable from here too.
 """
 
 from __future__ import annotations
@@ -12,14 +12,11 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from labkit.aws import error_code, raise_if_denied
+from labkit.lambdaerrors import NO_BREAK_SPACE, Frame, FunctionError, error_from_payload
 from labkit.lambdalog import (
-    NO_BREAK_SPACE,
     REPORT_DURATION,
-    Frame,
-    FunctionError,
     Invocation,
     RecordLog,
-    error_from_payload,
     event_lines,
     format_event,
     invocations_of,

@@ -6,6 +6,6 @@ trigger) and `teardown` (deleting what the lab built, and nothing else). Each of
 `ensure_*` builders, `get_*` readers and `delete_*` removers that take a `Config` and `Clients`, so
 the same call builds in the local cloud, behind an endpoint or in a real account.
 
-May import: the core (`labkit.config`, `errors`, `session`, `aws`, `orders`, `events`, `lambdalog`)
-and boto3. Never moto, the local cloud, the facade or anything that observes.
+May import: the core (`labkit.config`, `errors`, `session`, `aws`, `orders`, `events`, `lambdaerrors`,
+`lambdalog`) and boto3. Never moto, the local cloud, the facade or anything that observes.
 """
