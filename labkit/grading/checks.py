@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from labkit.config import PARTITION_KEY
-from labkit.grading.facts import FIFO_SUFFIX, Facts, Missing
+from labkit.grading.facts import Facts
+from labkit.grading.lookups import FIFO_SUFFIX, Missing
 from labkit.grading.policy import describe_statement, is_public, principal_services, source_arns, statement_covers
 from labkit.grading.policy import statements as policy_statements
 from labkit.grading.registry import Outcome, check, fail, ok

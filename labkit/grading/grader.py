@@ -12,7 +12,8 @@ from labkit.aws import error_code
 from labkit.config import Config
 from labkit.errors import ConfigError, LabkitError
 from labkit.grading import checks, checks_function, checks_wiring  # noqa: F401  (importing them registers the checks)
-from labkit.grading.facts import Facts, Missing
+from labkit.grading.facts import Facts
+from labkit.grading.lookups import Missing
 from labkit.grading.registry import CHECKS, Check, Outcome, fail
 from labkit.grading.report import CheckResult, Report
 from labkit.grading.rubric import Rubric, load_rubric

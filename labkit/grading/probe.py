@@ -20,8 +20,9 @@ from botocore.exceptions import ClientError
 from labkit.aws import error_code
 from labkit.config import BACKEND_AWS, PARTITION_KEY
 from labkit.grading.checks import key_problem
-from labkit.grading.facts import Facts, Missing
+from labkit.grading.facts import Facts
 from labkit.grading.function_log import log_messages, refusals, summarise
+from labkit.grading.lookups import Missing
 from labkit.grading.registry import Outcome, fail, ok
 from labkit.grading.rubric import Rubric
 from labkit.grading.wiring import redrive_policy

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from labkit.config import TABLE_NAME
-from labkit.grading.facts import Facts, Missing, function_name_of
+from labkit.grading.facts import Facts, function_name_of
+from labkit.grading.lookups import Missing
 
 MAX_QUEUES = 20  # how far a chain of redrive policies is followed
 
