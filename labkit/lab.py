@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from labkit.config import Config
 from labkit.errors import NotReadyError, ResourceError
 from labkit.orders import SAMPLE_ORDER
-from labkit.resources import dynamodb, functions, iam, sns, sqs
+from labkit.resources import dynamodb, functions, iam, sns, sqs, triggers
 from labkit.session import Clients
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class Pipeline:
     subscription: sns.SubscriptionInfo
     role: iam.RoleInfo
     function: functions.FunctionInfo
-    mapping: functions.MappingInfo
+    mapping: triggers.MappingInfo
 
 
 class Lab:
@@ -92,10 +92,10 @@ class Lab:
         role = self.ensure_role()
         return functions.ensure_function(self.config, self.clients, role.arn, source=source)
 
-    def ensure_trigger(self, enabled: bool = True) -> functions.MappingInfo:
+    def ensure_trigger(self, enabled: bool = True) -> triggers.MappingInfo:
         """Step 4c: the SQS trigger with the configured batch size."""
         queue = self._require_queue()
-        mapping = functions.ensure_mapping(self.config, self.clients, queue.arn, queue.url, enabled=enabled)
+        mapping = triggers.ensure_mapping(self.config, self.clients, queue.arn, queue.url, enabled=enabled)
         if self.cloud is not None:
             # The Lambda service rereads mappings when one changes, in its own thread; read them now,
             # so orders published next already meet the trigger as it was just set (on or off).
@@ -115,7 +115,7 @@ class Lab:
             return None
         role = iam.ensure_role(self.config, self.clients, table.arn, queue.arn)
         function = functions.ensure_function(self.config, self.clients, role.arn)
-        mapping = functions.ensure_mapping(self.config, self.clients, queue.arn, queue.url)
+        mapping = triggers.ensure_mapping(self.config, self.clients, queue.arn, queue.url)
         return Pipeline(table, topic, dlq, queue, subscription, role, function, mapping)
 
     def down(self, confirm: bool = False) -> dict[str, bool]:
@@ -206,7 +206,7 @@ class Lab:
             time.sleep(0.1 if needed == 1 else 2)
 
     def _drain_hint(self, queue: sqs.QueueInfo) -> str:
-        mapping = functions.find_mapping(self.clients, self.config.function_name, queue.arn)
+        mapping = triggers.find_mapping(self.clients, self.config.function_name, queue.arn)
         if mapping is None:
             return f"No trigger connects it to {self.config.function_name}: add one (notebook 04, or `labkit up`)."
         if mapping["State"] != "Enabled":

@@ -6,7 +6,7 @@ import pytest
 
 from labkit.config import ENV_STATE_DELAY, MANAGED_POLICY_ARNS, Config
 from labkit.errors import ResourceError
-from labkit.resources import dynamodb, functions, iam, sns, sqs
+from labkit.resources import dynamodb, functions, iam, sns, sqs, triggers
 
 
 @pytest.fixture(params=["in_process", "server"])
@@ -179,16 +179,16 @@ def test_trigger_twice_and_batch_size_change(env):
     table, queue = _table_and_queue(config, clients)
     role = iam.ensure_role(config, clients, table.arn, queue.arn)
     functions.ensure_function(config, clients, role.arn)
-    first = functions.ensure_mapping(config, clients, queue.arn, queue.url)
-    assert functions.ensure_mapping(config, clients, queue.arn, queue.url) == first
+    first = triggers.ensure_mapping(config, clients, queue.arn, queue.url)
+    assert triggers.ensure_mapping(config, clients, queue.arn, queue.url) == first
     assert (first.state, first.batch_size) == ("Enabled", 1)
-    bigger = functions.ensure_mapping(config.with_(batch_size=10), clients, queue.arn, queue.url)
+    bigger = triggers.ensure_mapping(config.with_(batch_size=10), clients, queue.arn, queue.url)
     assert bigger.uuid == first.uuid and bigger.batch_size == 10
-    paused = functions.set_mapping_enabled(config, clients, queue.arn, enabled=False)
+    paused = triggers.set_mapping_enabled(config, clients, queue.arn, enabled=False)
     assert paused.state == "Disabled"
     assert len(clients("lambda").list_event_source_mappings()["EventSourceMappings"]) == 1
-    assert functions.delete_mapping(config, clients, queue.arn) is True
-    assert functions.delete_mapping(config, clients, queue.arn) is False
+    assert triggers.delete_mapping(config, clients, queue.arn) is True
+    assert triggers.delete_mapping(config, clients, queue.arn) is False
 
 
 def test_trigger_made_again_while_the_old_one_is_deleting(env, monkeypatch):
@@ -200,11 +200,11 @@ def test_trigger_made_again_while_the_old_one_is_deleting(env, monkeypatch):
     table, queue = _table_and_queue(config, clients)
     role = iam.ensure_role(config, clients, table.arn, queue.arn)
     functions.ensure_function(config, clients, role.arn)
-    first = functions.ensure_mapping(config, clients, queue.arn, queue.url)
+    first = triggers.ensure_mapping(config, clients, queue.arn, queue.url)
 
-    assert functions.delete_mapping(config, clients, queue.arn) is True
-    assert functions.find_mapping(clients, config.function_name, queue.arn) is None
-    again = functions.ensure_mapping(config, clients, queue.arn, queue.url)
+    assert triggers.delete_mapping(config, clients, queue.arn) is True
+    assert triggers.find_mapping(clients, config.function_name, queue.arn) is None
+    again = triggers.ensure_mapping(config, clients, queue.arn, queue.url)
 
     assert again.uuid != first.uuid and again.state == "Enabled"
     listed = clients("lambda").list_event_source_mappings(EventSourceArn=queue.arn)["EventSourceMappings"]
@@ -223,11 +223,11 @@ def test_trigger_changed_while_it_is_still_being_created(env, monkeypatch):
     lam = clients("lambda")
 
     lam.create_event_source_mapping(EventSourceArn=queue.arn, FunctionName=config.function_name)
-    assert functions.set_mapping_enabled(config, clients, queue.arn, enabled=False).state == "Disabled"
+    assert triggers.set_mapping_enabled(config, clients, queue.arn, enabled=False).state == "Disabled"
     lam.update_event_source_mapping(
-        UUID=functions.find_mapping(clients, config.function_name, queue.arn)["UUID"], Enabled=True
+        UUID=triggers.find_mapping(clients, config.function_name, queue.arn)["UUID"], Enabled=True
     )
-    assert functions.delete_mapping(config, clients, queue.arn) is True
+    assert triggers.delete_mapping(config, clients, queue.arn) is True
 
 
 def test_trigger_refused_when_visibility_is_shorter_than_the_function_timeout(env):
@@ -236,7 +236,7 @@ def test_trigger_refused_when_visibility_is_shorter_than_the_function_timeout(en
     role = iam.ensure_role(config, clients, table.arn, queue.arn)
     functions.ensure_function(config.with_(function_timeout=5, visibility_timeout=30), clients, role.arn)
     with pytest.raises(ResourceError, match=r"OrderQueue.*visibility timeout of 3s.*at least 5s"):
-        functions.ensure_mapping(config, clients, queue.arn, queue.url)
+        triggers.ensure_mapping(config, clients, queue.arn, queue.url)
 
 
 def test_up_twice_and_down_twice(env):

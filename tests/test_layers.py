@@ -207,3 +207,15 @@ def test_old_module_names_still_import(old, new):
 
     assert importlib.import_module(f"labkit.{old}") is importlib.import_module(new)
     assert getattr(labkit, old) is importlib.import_module(new)
+
+
+@pytest.mark.parametrize(
+    "name", ["MappingInfo", "delete_mapping", "ensure_mapping", "find_mapping", "set_mapping_enabled"]
+)
+def test_the_triggers_names_still_answer_where_they_were(name):
+    """Code written before `resources/triggers.py` calls `labkit.functions.ensure_mapping`, and keeps working."""
+    import importlib
+
+    from labkit.resources import triggers
+
+    assert getattr(importlib.import_module("labkit.functions"), name) is getattr(triggers, name)

@@ -13,6 +13,7 @@ only place that knows moto; nothing here knows the resources' builders, the faca
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import socket
 import threading
@@ -21,8 +22,8 @@ from typing import Any
 
 from labkit.config import BACKEND_ENDPOINT, BACKEND_MOTO, Config
 from labkit.localcloud import queues, seam, signals
-from labkit.localcloud.runtime import FunctionRuntime
-from labkit.localcloud.service import LambdaService, invoke_result_for_api
+from labkit.localcloud.runtime import FunctionRuntime, Invocation
+from labkit.localcloud.service import LambdaService
 from labkit.session import LOCAL_CREDENTIALS, Clients
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,13 @@ class LocalCloud:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def invoke_result_for_api(result: Invocation) -> tuple[str, bool, str]:
+    """The (payload, errored, logs) triple moto's Invoke API expects from a run."""
+    if result.error is not None:
+        return json.dumps(result.error), True, result.logs
+    return json.dumps(result.payload), False, result.logs
 
 
 def _start_server(host: str, port: int) -> tuple[Any, str]:

@@ -2,8 +2,9 @@
 
 Like AWS's pollers it reads the mappings through the Lambda API, receives up to BatchSize messages
 (gathering for up to MaximumBatchingWindowInSeconds), drops those its FilterCriteria reject,
-invokes the function, deletes what succeeded and leaves the rest to come back after the queue's
-visibility timeout, so the queue's redrive policy moves a poison message to its DLQ:
+invokes the function with the rest as an SQS event (`sqsevent.py`), deletes what succeeded and
+leaves the others to come back after the queue's visibility timeout, so the queue's redrive policy
+moves a poison message to its DLQ:
 https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html
 
 Each mapping runs several pollers at once, each invoking in its own execution environment, up to
@@ -14,7 +15,6 @@ or a mapping changes (`signals.py`): idle, the service does no work.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -27,8 +27,8 @@ from botocore.exceptions import ClientError
 
 from labkit.aws import paginate
 from labkit.localcloud import signals
-from labkit.localcloud.filters import matches
 from labkit.localcloud.runtime import FunctionRuntime, Invocation
+from labkit.localcloud.sqsevent import passes_filters, sqs_record
 from labkit.session import Clients
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ class LambdaService:
         messages = self._gather(url, mapping)
         if not messages:
             return 0
-        wanted = [m for m in messages if _passes(m, mapping)]
+        wanted = [m for m in messages if passes_filters(m, mapping)]
         # Lambda deletes the messages its filter rejects: https://docs.aws.amazon.com/lambda/latest/dg/with-sqs-filtering.html
         rejected = [m for m in messages if m not in wanted]
         if rejected:
@@ -288,61 +288,3 @@ class LambdaService:
             url = self._clients("sqs").get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
             self._queue_urls[queue_arn] = url
         return url
-
-
-def _passes(message: dict[str, Any], mapping: dict[str, Any]) -> bool:
-    """True if *message* matches one of the mapping's filters (or it has none)."""
-    filters = (mapping.get("FilterCriteria") or {}).get("Filters") or []
-    if not filters:
-        return True
-    try:
-        body: Any = json.loads(message.get("Body", ""))
-    except ValueError:
-        body = message.get("Body", "")
-    record = {"body": body, "attributes": message.get("Attributes", {}), "messageAttributes": {}}
-    return any(matches(json.loads(f.get("Pattern", "{}")), record) for f in filters)
-
-
-def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
-    """One record of the SQS event Lambda passes to a function, built from a ReceiveMessage reply."""
-    attributes = message.get("Attributes", {})
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": {
-            key: attributes[key]
-            for key in (
-                "ApproximateReceiveCount",
-                "SentTimestamp",
-                "SenderId",
-                "ApproximateFirstReceiveTimestamp",
-                "AWSTraceHeader",
-                "SequenceNumber",
-                "MessageGroupId",
-                "MessageDeduplicationId",
-            )
-            if key in attributes
-        },
-        "messageAttributes": {
-            name: {
-                "stringValue": value.get("StringValue"),
-                "binaryValue": value.get("BinaryValue"),
-                "stringListValues": value.get("StringListValues", []),
-                "binaryListValues": value.get("BinaryListValues", []),
-                "dataType": value.get("DataType"),
-            }
-            for name, value in message.get("MessageAttributes", {}).items()
-        },
-        "md5OfBody": message.get("MD5OfBody"),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": queue_arn.split(":")[3],
-    }
-
-
-def invoke_result_for_api(result: Invocation) -> tuple[str, bool, str]:
-    """The (payload, errored, logs) triple moto's Invoke API expects from a run."""
-    if result.error is not None:
-        return json.dumps(result.error), True, result.logs
-    return json.dumps(result.payload), False, result.logs

@@ -40,7 +40,7 @@ from labkit.notebook.fresh import start_clean
 from labkit.notebook.logview import LogView, function_logs
 from labkit.notebook.progressbar import ProgressBar, progress
 from labkit.notebook.scale import batch_summary, lambda_bill, run_orders
-from labkit.resources import functions, sns, sqs
+from labkit.resources import sns, sqs, triggers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -135,7 +135,7 @@ def _resources(lab: Lab, through: int) -> list[tuple[str, Callable[[], bool]]]:
 
     def trigger() -> bool:
         queue = sqs.get_queue(clients, config.queue_name)
-        return bool(queue and function() and functions.find_mapping(clients, config.function_name, queue.arn))
+        return bool(queue and function() and triggers.find_mapping(clients, config.function_name, queue.arn))
 
     found: list[tuple[int, str, Callable[[], bool]]] = [
         (1, f"table {config.table_name}", table),

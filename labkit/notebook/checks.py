@@ -19,7 +19,7 @@ from labkit.config import BASIC_EXECUTION_POLICY_ARN, LAMBDA_HANDLER, MANAGED_PO
 from labkit.errors import ResourceError
 from labkit.lab import Lab
 from labkit.notebook.display import Note, ok
-from labkit.resources import functions, sns, sqs
+from labkit.resources import functions, sns, sqs, triggers
 
 if TYPE_CHECKING:
     from labkit.experiments.backlog import BatchRun
@@ -199,7 +199,7 @@ def check_trigger(lab: Lab) -> Note:
     config = lab.config
     queue = _queue(lab, config.queue_name, "queue")
     settings = _function_settings(lab)
-    mapping = functions.find_mapping(lab.clients, settings["FunctionName"], queue.arn)
+    mapping = triggers.find_mapping(lab.clients, settings["FunctionName"], queue.arn)
     if mapping is None:
         raise ResourceError(f"No trigger connects {queue.name} to {settings['FunctionName']}: add the SQS trigger.")
     if mapping["State"] != "Enabled":

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from labkit.errors import InputError
 from labkit.observe import logs
 from labkit.observe.logs import CLOCK_SKEW_S, FunctionError, Invocation
-from labkit.resources import functions, sqs
+from labkit.resources import sqs, triggers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -289,7 +289,7 @@ def _pending_hint(lab: Lab, timeout: float) -> str:
     queue = sqs.get_queue(lab.clients, lab.config.queue_name)
     if queue is None:
         return f"the queue {lab.config.queue_name} does not exist: build it (notebook 03)"
-    mapping = functions.find_mapping(lab.clients, lab.config.function_name, queue.arn)
+    mapping = triggers.find_mapping(lab.clients, lab.config.function_name, queue.arn)
     if mapping is None:
         return f"not stored after {timeout:.0f}s: no trigger connects {queue.name} to the function (notebook 04)"
     if mapping["State"] != "Enabled":

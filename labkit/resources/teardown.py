@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from labkit.aws import arn, error_code
 from labkit.config import BACKEND_AWS, TAG_KEY, Config
 from labkit.errors import LabkitError
-from labkit.resources import dynamodb, functions, iam, sns, sqs
+from labkit.resources import dynamodb, functions, iam, sns, sqs, triggers
 from labkit.session import Clients
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def plan(config: Config, clients: Clients) -> Plan:
     if function is not None:
         function_arn = function["Configuration"]["FunctionArn"]
         tags = function.get("Tags") or {}
-        mapping = functions.find_mapping(clients, config.function_name, queue_arn)
+        mapping = triggers.find_mapping(clients, config.function_name, queue_arn)
         if mapping is not None:
             mapping_arn = mapping.get("EventSourceMappingArn", mapping["UUID"])
             add("trigger", f"{config.queue_name} -> {config.function_name}", mapping_arn, tags)
@@ -129,7 +129,7 @@ def execute(config: Config, clients: Clients, chosen: Plan) -> dict[str, bool]:
     owned = {f.kind for f in chosen.delete}
     queue_arn = arn("sqs", config.region, clients.account_id, config.queue_name)
     deleters: dict[str, Callable[[], bool]] = {
-        "trigger": lambda: functions.delete_mapping(config, clients, queue_arn),
+        "trigger": lambda: triggers.delete_mapping(config, clients, queue_arn),
         "function": lambda: functions.delete_function(config, clients),
         "role": lambda: iam.delete_role(config, clients),
         "topic": lambda: sns.delete_topic(config, clients),
