@@ -24,6 +24,7 @@ from moto.sns.models import Subscription
 from moto.sqs.models import sqs_backends
 
 from labkit.localcloud import policy
+from labkit.localcloud.patching import Patch, PatchTable
 
 SNS_PRINCIPAL = "sns.amazonaws.com"
 METRIC_NAMESPACE = "AWS/SNS"
@@ -46,21 +47,6 @@ class Refusal:
     subscription_arn: str
     message_id: str
     reason: str
-
-
-def install() -> None:
-    """Gate moto's SNS -> SQS delivery on the queue's access policy."""
-    Subscription.publish = _publish  # type: ignore[method-assign]
-
-
-def problems() -> list[str]:
-    """What moto no longer has that this module replaces."""
-    found = []
-    if not callable(getattr(Subscription, "publish", None)):
-        found.append("moto Subscription.publish is gone")
-    elif "sqs_backends" not in _original_publish.__code__.co_names:
-        found.append("moto's Subscription.publish no longer delivers to SQS through sqs_backends")
-    return found
 
 
 def refused_deliveries(queue_arn: str | None = None, since: float = 0.0) -> list[dict[str, Any]]:
@@ -149,3 +135,19 @@ def _record(subscription: Subscription, queue_arn: str, message_id: str, reason:
             }
         ],
     )
+
+
+_PATCHES = PatchTable(Patch(Subscription, "publish", _publish))
+
+
+def install() -> None:
+    """Gate moto's SNS -> SQS delivery on the queue's access policy."""
+    _PATCHES.install()
+
+
+def problems() -> list[str]:
+    """What moto no longer has that this module replaces."""
+    found = _PATCHES.missing()
+    if not found and "sqs_backends" not in _original_publish.__code__.co_names:
+        found.append("moto's Subscription.publish no longer delivers to SQS through sqs_backends")
+    return found

@@ -29,6 +29,7 @@ from moto.dynamodb.models.table import Table
 from moto.sqs.models import Queue
 
 from labkit.config import ENV_STATE_DELAY, LOCAL_STATE_DELAY_S
+from labkit.localcloud.patching import Patch, PatchTable
 
 # The wording AWS's GetFunctionConfiguration gives while a function is created or updated
 # (https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html).
@@ -59,44 +60,6 @@ def state_delay() -> float:
     except ValueError:
         return LOCAL_STATE_DELAY_S
     return value if math.isfinite(value) and value >= 0 else LOCAL_STATE_DELAY_S
-
-
-def install() -> None:
-    """Report transitional states and AWS's SQS timestamp type."""
-    Table.describe = _table_describe  # type: ignore[method-assign]
-    DynamoDBBackend.create_table = _create_table  # type: ignore[method-assign]
-    DynamoDBBackend.delete_table = _delete_table  # type: ignore[method-assign]
-    LambdaFunction.get_configuration = _function_configuration  # type: ignore[method-assign]
-    LambdaBackend.create_function = _create_function  # type: ignore[method-assign]
-    LambdaFunction.update_function_code = _update_code  # type: ignore[method-assign]
-    LambdaFunction.update_configuration = _update_configuration  # type: ignore[method-assign]
-    LambdaBackend.update_function_code = _backend_update_code  # type: ignore[method-assign]
-    LambdaBackend.update_function_configuration = _backend_update_configuration  # type: ignore[method-assign]
-    LambdaBackend.invoke = _backend_invoke  # type: ignore[method-assign]
-    Queue.attributes = property(_queue_attributes)  # type: ignore[assignment,method-assign]
-
-
-def problems() -> list[str]:
-    """What moto no longer has that this module wraps."""
-    found = [
-        f"moto {owner.__name__}.{name} is gone"
-        for owner, name in (
-            (Table, "describe"),
-            (DynamoDBBackend, "create_table"),
-            (DynamoDBBackend, "delete_table"),
-            (LambdaFunction, "get_configuration"),
-            (LambdaFunction, "update_function_code"),
-            (LambdaFunction, "update_configuration"),
-            (LambdaBackend, "create_function"),
-            (LambdaBackend, "update_function_code"),
-            (LambdaBackend, "update_function_configuration"),
-            (LambdaBackend, "invoke"),
-        )
-        if not callable(getattr(owner, name, None))
-    ]
-    if not isinstance(_original_queue_attributes, property):
-        found.append("moto's Queue.attributes is no longer a property")
-    return found
 
 
 def moto_queue_attributes() -> Any:
@@ -216,3 +179,28 @@ def _queue_attributes(self: Queue) -> dict[str, Any]:
         if isinstance(value, float):
             attributes[name] = int(value)
     return attributes
+
+
+_PATCHES = PatchTable(
+    Patch(Table, "describe", _table_describe),
+    Patch(DynamoDBBackend, "create_table", _create_table),
+    Patch(DynamoDBBackend, "delete_table", _delete_table),
+    Patch(LambdaFunction, "get_configuration", _function_configuration),
+    Patch(LambdaBackend, "create_function", _create_function),
+    Patch(LambdaFunction, "update_function_code", _update_code),
+    Patch(LambdaFunction, "update_configuration", _update_configuration),
+    Patch(LambdaBackend, "update_function_code", _backend_update_code),
+    Patch(LambdaBackend, "update_function_configuration", _backend_update_configuration),
+    Patch(LambdaBackend, "invoke", _backend_invoke),
+    Patch(Queue, "attributes", property(_queue_attributes)),
+)
+
+
+def install() -> None:
+    """Report transitional states and AWS's SQS timestamp type."""
+    _PATCHES.install()
+
+
+def problems() -> list[str]:
+    """What moto no longer has that this module wraps."""
+    return _PATCHES.missing()

@@ -31,6 +31,7 @@ from moto.iam.models import iam_backends
 from moto.sqs.models import Queue, sqs_backends
 
 from labkit.localcloud import mappingstates, policy
+from labkit.localcloud.patching import Patch, PatchTable, gone_lines
 
 MAX_BATCH_SIZE = 10_000
 MAX_BATCH_SIZE_WITHOUT_WINDOW = 10
@@ -52,28 +53,6 @@ class MappingExists(LambdaClientError):
             f'An event source mapping with SQS arn (" {queue_arn} ") and function (" {function_name} ") '
             f"already exists. Please update or delete the existing mapping with UUID {uuid}",
         )
-
-
-def install() -> None:
-    """Validate SQS mappings before moto creates or updates them (wraps what is installed now)."""
-    _originals["create"] = LambdaBackend.create_event_source_mapping
-    _originals["update"] = LambdaBackend.update_event_source_mapping
-    LambdaBackend.create_event_source_mapping = _create  # type: ignore[method-assign]
-    LambdaBackend.update_event_source_mapping = _update  # type: ignore[method-assign]
-
-
-def problems() -> list[str]:
-    """What moto no longer has that this module wraps or reads."""
-    return [
-        f"moto {owner.__name__}.{name} is gone"
-        for owner, name in (
-            (LambdaBackend, "create_event_source_mapping"),
-            (LambdaBackend, "update_event_source_mapping"),
-            (LambdaBackend, "get_event_source_mapping"),
-            (LambdaBackend, "get_function"),
-        )
-        if not callable(getattr(owner, name, None))
-    ]
 
 
 def check_batching(batch_size: int | None, window: int | None, fifo: bool) -> None:
@@ -191,3 +170,23 @@ def _update(self: LambdaBackend, uuid: str, spec: dict[str, Any]) -> Any:
             check_visibility(queue, function)
             check_role(function, queue)
     return _originals["update"](self, uuid, spec)
+
+
+_PATCHES = PatchTable(
+    Patch(LambdaBackend, "create_event_source_mapping", _create),
+    Patch(LambdaBackend, "update_event_source_mapping", _update),
+)
+
+
+def install() -> None:
+    """Validate SQS mappings before moto creates or updates them (wraps what is installed now)."""
+    _originals["create"] = LambdaBackend.create_event_source_mapping
+    _originals["update"] = LambdaBackend.update_event_source_mapping
+    _PATCHES.install()
+
+
+def problems() -> list[str]:
+    """What moto no longer has that this module wraps or reads."""
+    return _PATCHES.missing() + gone_lines(
+        ((LambdaBackend, "get_event_source_mapping"), (LambdaBackend, "get_function"))
+    )

@@ -17,6 +17,7 @@ from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda.models import EventSourceMapping, LambdaBackend
 
 from labkit.localcloud.lifecycle import until
+from labkit.localcloud.patching import Patch, PatchTable
 
 _original_mapping_configuration = EventSourceMapping.get_configuration
 _original_create_mapping = LambdaBackend.create_event_source_mapping
@@ -24,32 +25,6 @@ _original_update_mapping = LambdaBackend.update_event_source_mapping
 _original_delete_mapping = LambdaBackend.delete_event_source_mapping
 _original_get_mapping = LambdaBackend.get_event_source_mapping
 _original_list_mappings = LambdaBackend.list_event_source_mappings
-
-
-def install() -> None:
-    """Report mappings' transitional states and refuse changes during them."""
-    EventSourceMapping.get_configuration = _mapping_configuration  # type: ignore[method-assign]
-    LambdaBackend.create_event_source_mapping = _create_mapping  # type: ignore[method-assign]
-    LambdaBackend.update_event_source_mapping = _update_mapping  # type: ignore[method-assign]
-    LambdaBackend.delete_event_source_mapping = _delete_mapping  # type: ignore[method-assign]
-    LambdaBackend.get_event_source_mapping = _get_mapping  # type: ignore[method-assign]
-    LambdaBackend.list_event_source_mappings = _list_mappings  # type: ignore[method-assign]
-
-
-def problems() -> list[str]:
-    """What moto no longer has that this module wraps."""
-    return [
-        f"moto {owner.__name__}.{name} is gone"
-        for owner, name in (
-            (EventSourceMapping, "get_configuration"),
-            (LambdaBackend, "create_event_source_mapping"),
-            (LambdaBackend, "update_event_source_mapping"),
-            (LambdaBackend, "delete_event_source_mapping"),
-            (LambdaBackend, "get_event_source_mapping"),
-            (LambdaBackend, "list_event_source_mappings"),
-        )
-        if not callable(getattr(owner, name, None))
-    ]
 
 
 def _create_mapping(self: LambdaBackend, spec: dict[str, Any]) -> EventSourceMapping:
@@ -143,3 +118,23 @@ def _mapping_configuration(self: EventSourceMapping) -> dict[str, Any]:
     if transition is not None and time.monotonic() < transition[1]:
         configuration["State"] = transition[0]
     return configuration
+
+
+_PATCHES = PatchTable(
+    Patch(EventSourceMapping, "get_configuration", _mapping_configuration),
+    Patch(LambdaBackend, "create_event_source_mapping", _create_mapping),
+    Patch(LambdaBackend, "update_event_source_mapping", _update_mapping),
+    Patch(LambdaBackend, "delete_event_source_mapping", _delete_mapping),
+    Patch(LambdaBackend, "get_event_source_mapping", _get_mapping),
+    Patch(LambdaBackend, "list_event_source_mappings", _list_mappings),
+)
+
+
+def install() -> None:
+    """Report mappings' transitional states and refuse changes during them."""
+    _PATCHES.install()
+
+
+def problems() -> list[str]:
+    """What moto no longer has that this module wraps."""
+    return _PATCHES.missing()

@@ -21,7 +21,8 @@ import moto.sqs.models as _sqs_models
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Queue, SQSBackend
 
-_original_messages = Queue.messages
+from labkit.localcloud.patching import Patch, PatchTable
+
 _original_delete = Queue.delete_message
 _original_send = SQSBackend.send_message
 _original_receive = SQSBackend.receive_message
@@ -113,27 +114,26 @@ def _count(self: Queue, which: str) -> int:
     return sum(1 for m in messages if now > m.visible_at and not now < m.delayed_until)
 
 
+_PATCHES = PatchTable(
+    Patch(Queue, "messages", property(_messages)),
+    Patch(Queue, "delete_message", _delete_message),
+    Patch(SQSBackend, "send_message", _send_message),
+    Patch(SQSBackend, "receive_message", _receive_message),
+    Patch(SQSBackend, "get_queue_attributes", _get_queue_attributes),
+    *(Patch(Queue, name, property(functools.partial(_count, which=name))) for name in _COUNTS),
+)
+
+
 def install() -> None:
     """Replace moto's per-queue scans; idempotent."""
-    Queue.messages = property(_messages)  # type: ignore[assignment,method-assign]
-    Queue.delete_message = _delete_message  # type: ignore[method-assign]
-    SQSBackend.send_message = _send_message  # type: ignore[method-assign]
-    SQSBackend.receive_message = _receive_message  # type: ignore[method-assign]
-    SQSBackend.get_queue_attributes = _get_queue_attributes  # type: ignore[method-assign]
-    for name in _COUNTS:
-        setattr(Queue, name, property(functools.partial(_count, which=name)))
+    _PATCHES.install()
 
 
 def problems() -> list[str]:
     """What no longer fits in the moto installed."""
-    found = []
-    if not isinstance(_original_messages, property):
-        found.append("moto's Queue.messages is no longer a property")
+    found = _PATCHES.missing()
     if "had_receipt_handle" not in _original_delete.__code__.co_names:
         found.append("moto's Queue.delete_message no longer matches receipt handles")
-    for name in _COUNTS:
-        if not isinstance(Queue.__dict__.get(name), property):
-            found.append(f"moto's Queue.{name} is no longer a property")
     for prop, field in ((_sqs_models.Message.visible, "visible_at"), (_sqs_models.Message.delayed, "delayed_until")):
         if field not in prop.fget.__code__.co_names:  # type: ignore[attr-defined]
             found.append(f"moto's SQS Message no longer keeps {field}")
