@@ -17,6 +17,8 @@ from moto.awslambda.responses import LambdaResponse
 from moto.awslambda.utils import get_backend as _lambda_backend
 from moto.sqs.models import Queue
 
+from labkit.localcloud.patching import Patch, PatchTable, gone_lines
+
 InvokeHook = Callable[[str, dict[str, Any]], tuple[str, bool, str]]
 
 _invoke_hook: InvokeHook | None = None
@@ -38,16 +40,6 @@ class _NoTrigger:
 
     def __set__(self, instance: object, value: object) -> None:
         pass
-
-
-def install(invoke_hook: InvokeHook | None = None) -> None:
-    """Switch moto's SQS trigger off and route `lambda:Invoke` to *invoke_hook* (the latest one given)."""
-    global _invoke_hook
-    if invoke_hook is not None:
-        _invoke_hook = invoke_hook
-    Queue.lambda_event_source_mappings = _NoTrigger()  # type: ignore[assignment]
-    LambdaFunction._invoke_lambda = _invoke  # type: ignore[method-assign]
-    LambdaFunction.invoke = _invoke_api  # type: ignore[method-assign]
 
 
 def trigger_disabled() -> bool:
@@ -93,15 +85,27 @@ def function_configuration(function: str, account: str, region: str) -> dict[str
     return LambdaResponse._set_configuration_qualifier(configuration, function, None)  # type: ignore[arg-type]
 
 
+_PATCHES = PatchTable(
+    # moto gives each queue its own dict of mappings; the class-level stand-in takes its place.
+    Patch(Queue, "lambda_event_source_mappings", _NoTrigger(), added=True),
+    Patch(LambdaFunction, "_invoke_lambda", _invoke),
+    Patch(LambdaFunction, "invoke", _invoke_api),
+    gone="{module}.{owner}.{name} is gone",
+)
+
+
+def install(invoke_hook: InvokeHook | None = None) -> None:
+    """Switch moto's SQS trigger off and route `lambda:Invoke` to *invoke_hook* (the latest one given)."""
+    global _invoke_hook
+    if invoke_hook is not None:
+        _invoke_hook = invoke_hook
+    _PATCHES.install()
+
+
 def problems() -> list[str]:
     """What this moto lacks of the Lambda internals replaced here."""
-    found = []
-    if not hasattr(LambdaFunction, "_invoke_lambda"):
-        found.append("moto.awslambda.models.LambdaFunction._invoke_lambda is gone")
+    found = _PATCHES.missing()
     # signals.py wraps add_message to wake the pollers; the check reads the method it wraps.
     if "lambda_event_source_mappings" not in inspect.unwrap(Queue.add_message).__code__.co_names:
         found.append("moto.sqs.models.Queue.add_message no longer walks lambda_event_source_mappings")
-    for owner, name in ((LambdaFunction, "get_configuration"), (LambdaResponse, "_set_configuration_qualifier")):
-        if not callable(getattr(owner, name, None)):
-            found.append(f"moto {owner.__name__}.{name} is gone")
-    return found
+    return found + gone_lines(((LambdaFunction, "get_configuration"), (LambdaResponse, "_set_configuration_qualifier")))

@@ -26,6 +26,8 @@ from moto.iam.models import iam_backends as _iam_backends
 from moto.sts.models import STSBackend
 from moto.sts.models import sts_backends as _sts_backends
 
+from labkit.localcloud.patching import Patch, PatchTable, gone_lines
+
 _lock = threading.Lock()
 _original_create_access_key = _access_control.create_access_key
 _original_create_aws_request = _access_control.IAMRequestBase._create_aws_request
@@ -39,46 +41,6 @@ LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
 _admin_keys: dict[str, str] = {}
 _enforcing = 0
 _saved_auth: tuple[float, int] | None = None
-
-
-def install() -> None:
-    """Route moto's IAM checks through the hooks below (they change nothing until `enable_iam()`)."""
-    DynamoHandler._determine_resource = _dynamodb_resource  # type: ignore[attr-defined]
-    _access_control.create_access_key = _create_access_key
-    _access_control.IAMRequestBase._create_aws_request = _create_aws_request  # type: ignore[method-assign]
-    _access_control.IAMRequestBase.check_action_permitted = _check_action_permitted  # type: ignore[method-assign]
-    _access_control.IAMRequest._raise_access_denied = _raise_access_denied  # type: ignore[method-assign]
-    # Read whenever moto builds an IAM backend, in this process and in a moto server.
-    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
-    IAMBackend._init_aws_policies = _managed_policies_in_lab_partition_only  # type: ignore[method-assign]
-
-
-def problems() -> list[str]:
-    """What this moto lacks of the IAM internals replaced here."""
-    found = []
-    if not isinstance(getattr(_moto_settings, "INITIAL_NO_AUTH_ACTION_COUNT", None), (int, float)):
-        found.append("moto.settings.INITIAL_NO_AUTH_ACTION_COUNT is gone")
-    if not isinstance(getattr(ActionAuthenticatorMixin, "request_count", None), int):
-        found.append("moto.core.authorization.ActionAuthenticatorMixin.request_count is gone")
-    for owner, name in (
-        (_access_control, "create_access_key"),
-        (_access_control.IAMRequestBase, "_create_aws_request"),
-        (_access_control.IAMRequestBase, "check_action_permitted"),
-        (_access_control.IAMRequest, "_raise_access_denied"),
-        (_access_control, "IAMUserAccessKey"),
-    ):
-        if not callable(getattr(owner, name, None)):
-            found.append(f"moto.iam.access_control {name} is gone")
-    for backend, names in (
-        (STSBackend, ("assume_role",)),
-        (IAMBackend, ("create_user", "get_user", "attach_user_policy", "create_access_key", "get_role_by_arn")),
-    ):
-        found.extend(f"moto {backend.__name__}.{n} is gone" for n in names if not callable(getattr(backend, n, None)))
-    if "_init_aws_policies" not in IAMBackend.__init__.__code__.co_names:
-        found.append("moto's IAMBackend no longer loads AWS managed policies through _init_aws_policies")
-    if getattr(DynamoHandler, "_determine_resource", _dynamodb_resource) is not _dynamodb_resource:
-        found.append("moto's DynamoHandler now names its own IAM resource; drop labkit's")
-    return found
 
 
 # moto builds an IAM backend for each of six partitions (aws, aws-cn, aws-us-gov, ...) and loads all ~1,580
@@ -235,3 +197,39 @@ def _raise_access_denied(self: Any) -> None:
     raise JsonRESTError(
         code, f"User: {self._access_key.arn} is not authorized to perform: {self._action} on resource: {resource}"
     )
+
+
+_GONE = "{module} {name} is gone"
+_PATCHES = PatchTable(
+    Patch(DynamoHandler, "_determine_resource", _dynamodb_resource, added=True),
+    Patch(_access_control, "create_access_key", _create_access_key),
+    Patch(_access_control.IAMRequestBase, "_create_aws_request", _create_aws_request),
+    Patch(_access_control.IAMRequestBase, "check_action_permitted", _check_action_permitted),
+    Patch(_access_control.IAMRequest, "_raise_access_denied", _raise_access_denied),
+    Patch(IAMBackend, "_init_aws_policies", _managed_policies_in_lab_partition_only),
+    gone=_GONE,
+)
+
+
+def install() -> None:
+    """Route moto's IAM checks through the hooks above (they change nothing until `enable_iam()`)."""
+    # Read whenever moto builds an IAM backend, in this process and in a moto server.
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    _PATCHES.install()
+
+
+def problems() -> list[str]:
+    """What this moto lacks of the IAM internals replaced here."""
+    found = []
+    if not isinstance(getattr(_moto_settings, "INITIAL_NO_AUTH_ACTION_COUNT", None), (int, float)):
+        found.append("moto.settings.INITIAL_NO_AUTH_ACTION_COUNT is gone")
+    if not isinstance(getattr(ActionAuthenticatorMixin, "request_count", None), int):
+        found.append("moto.core.authorization.ActionAuthenticatorMixin.request_count is gone")
+    found += _PATCHES.missing() + gone_lines([(_access_control, "IAMUserAccessKey")], gone=_GONE)
+    iam_calls = ("create_user", "get_user", "attach_user_policy", "create_access_key", "get_role_by_arn")
+    found += gone_lines([(STSBackend, "assume_role"), *((IAMBackend, name) for name in iam_calls)])
+    if "_init_aws_policies" not in IAMBackend.__init__.__code__.co_names:
+        found.append("moto's IAMBackend no longer loads AWS managed policies through _init_aws_policies")
+    if getattr(DynamoHandler, "_determine_resource", _dynamodb_resource) is not _dynamodb_resource:
+        found.append("moto's DynamoHandler now names its own IAM resource; drop labkit's")
+    return found

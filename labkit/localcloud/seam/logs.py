@@ -9,6 +9,8 @@ from typing import Any
 from moto.logs.models import LogsBackend
 from moto.logs.models import logs_backends as _logs_backends
 
+from labkit.localcloud.patching import gone_lines
+
 
 def put_function_logs(account: str, region: str, group: str, stream: str, events: list[dict[str, Any]]) -> None:
     """Append *events* to a CloudWatch Logs stream, creating the group and stream first if need be.
@@ -26,8 +28,4 @@ def put_function_logs(account: str, region: str, group: str, stream: str, events
 
 def problems() -> list[str]:
     """What this moto lacks of the CloudWatch Logs internals used here."""
-    return [
-        f"moto LogsBackend.{name} is gone"
-        for name in ("create_log_group", "create_log_stream", "put_log_events")
-        if not callable(getattr(LogsBackend, name, None))
-    ]
+    return gone_lines((LogsBackend, name) for name in ("create_log_group", "create_log_stream", "put_log_events"))

@@ -20,24 +20,9 @@ from moto.core.utils import iso_8601_datetime_with_milliseconds
 from moto.sns.models import Subscription
 from moto.sns.models import sns_backends as _sns_backends
 
+from labkit.localcloud.patching import Patch, PatchTable, gone_lines
+
 _original_get_post_data = Subscription.get_post_data
-
-
-def install() -> None:
-    """Put the envelope below in moto's place."""
-    Subscription.get_post_data = _post_data  # type: ignore[method-assign]
-
-
-def problems() -> list[str]:
-    """What this moto lacks of the SNS internals replaced here."""
-    found = [
-        f"moto Subscription.{name} is gone"
-        for name in ("get_post_data", "private_key")
-        if not callable(getattr(Subscription, name, None))
-    ]
-    if "_message_public_keys" not in _original_get_post_data.__code__.co_names:
-        found.append("moto's SNS no longer serves signing certificates from _message_public_keys")
-    return found
 
 
 def _post_data(
@@ -103,3 +88,19 @@ def _signing_certificate(subscription: Subscription, key: Any, region: str) -> s
     _sns_backends[DEFAULT_ACCOUNT_ID][region]._message_public_keys[name] = cert.public_bytes(serialization.Encoding.PEM)
     subscription.labkit_signing_cert = name  # type: ignore[attr-defined]
     return name
+
+
+_PATCHES = PatchTable(Patch(Subscription, "get_post_data", _post_data))
+
+
+def install() -> None:
+    """Put the envelope above in moto's place."""
+    _PATCHES.install()
+
+
+def problems() -> list[str]:
+    """What this moto lacks of the SNS internals replaced here."""
+    found = _PATCHES.missing() + gone_lines([(Subscription, "private_key")])
+    if "_message_public_keys" not in _original_get_post_data.__code__.co_names:
+        found.append("moto's SNS no longer serves signing certificates from _message_public_keys")
+    return found
