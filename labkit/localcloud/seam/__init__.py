@@ -5,8 +5,9 @@ messages without running anything. The local cloud therefore reaches into moto w
 offers nothing: `awslambda` (the trigger off, Invoke routed to labkit's runtime, a function's code and
 configuration), `iam` (requests checked against IAM as on AWS, the execution role's credentials),
 `logs` (a function's log events written as AWS's service writes them), and for speed `sqs` and `sns`
-(moto's per-message work replaced with equivalents). Each module says what it replaces and lists
-what a moto release would have to keep (`problems()`); `check_compatible()` fails loudly, and
+(moto's per-message work replaced with equivalents). Each module says what it replaces, in one
+table (`labkit.localcloud.patching`) that its `install()` puts in place, and lists what a moto release
+would have to keep (`problems()`, read from the same table); `check_compatible()` fails loudly, and
 `tests/test_seam.py` with it, if a release moves any of it.
 
 AWS's resource rules live in their own modules, installed from here: SNS delivery gated on the
