@@ -191,15 +191,17 @@ def test_trigger_twice_and_batch_size_change(env):
     assert triggers.delete_mapping(config, clients, queue.arn) is False
 
 
+@pytest.mark.slow
 def test_trigger_made_again_while_the_old_one_is_deleting(env, monkeypatch):
     """A trigger deleted and at once made again: the builder waits until the old one is gone, since AWS
     refuses a second trigger of the same queue and function until then.
     https://docs.aws.amazon.com/lambda/latest/api/API_DeleteEventSourceMapping.html"""
-    monkeypatch.setenv(ENV_STATE_DELAY, "1")
     config, clients = env
     table, queue = _table_and_queue(config, clients)
     role = iam.ensure_role(config, clients, table.arn, queue.arn)
     functions.ensure_function(config, clients, role.arn)
+    # Long enough to be caught mid-transition on a loaded machine; the steps above keep the default.
+    monkeypatch.setenv(ENV_STATE_DELAY, "1")
     first = triggers.ensure_mapping(config, clients, queue.arn, queue.url)
 
     assert triggers.delete_mapping(config, clients, queue.arn) is True
@@ -211,15 +213,17 @@ def test_trigger_made_again_while_the_old_one_is_deleting(env, monkeypatch):
     assert [m["UUID"] for m in listed] == [again.uuid]
 
 
+@pytest.mark.slow
 def test_trigger_changed_while_it_is_still_being_created(env, monkeypatch):
     """Pausing or deleting a trigger that is still Creating waits for it to settle, since AWS refuses
     to change a mapping mid-transition (ResourceInUseException).
     https://docs.aws.amazon.com/lambda/latest/api/API_UpdateEventSourceMapping.html#API_UpdateEventSourceMapping_Errors"""
-    monkeypatch.setenv(ENV_STATE_DELAY, "1")
     config, clients = env
     table, queue = _table_and_queue(config, clients)
     role = iam.ensure_role(config, clients, table.arn, queue.arn)
     functions.ensure_function(config, clients, role.arn)
+    # Long enough to be caught mid-transition on a loaded machine; the steps above keep the default.
+    monkeypatch.setenv(ENV_STATE_DELAY, "1")
     lam = clients("lambda")
 
     lam.create_event_source_mapping(EventSourceArn=queue.arn, FunctionName=config.function_name)
