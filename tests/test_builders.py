@@ -234,6 +234,20 @@ def test_trigger_changed_while_it_is_still_being_created(env, monkeypatch):
     assert triggers.delete_mapping(config, clients, queue.arn) is True
 
 
+def test_a_trigger_deleting_for_longer_than_the_wait_is_named(local_cloud, monkeypatch):
+    """If the old trigger is still Deleting when the wait ends, the error names it and says what to do."""
+    config, clients = local_cloud.config, local_cloud.clients
+    table, queue = _table_and_queue(config, clients)
+    role = iam.ensure_role(config, clients, table.arn, queue.arn)
+    functions.ensure_function(config, clients, role.arn)
+    uuid = triggers.ensure_mapping(config, clients, queue.arn, queue.url).uuid
+    monkeypatch.setenv(ENV_STATE_DELAY, "30")
+    triggers.delete_mapping(config, clients, queue.arn)
+
+    with pytest.raises(ResourceError, match=f"trigger {uuid} from {config.queue_name} .* still being deleted"):
+        triggers._wait_deleted(clients, config.function_name, queue.arn, timeout=0.3)
+
+
 def test_trigger_refused_when_visibility_is_shorter_than_the_function_timeout(env):
     config, clients = env
     table, queue = _table_and_queue(config, clients)

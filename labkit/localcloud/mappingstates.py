@@ -50,11 +50,16 @@ class MappingInUse(LambdaClientError):
         )
 
 
-def _refuse_while_changing_state(backend: LambdaBackend, uuid: str) -> None:
-    mapping = _original_get_mapping(backend, uuid) or deleting_mappings(backend).get(uuid)
+def _changing(mapping: EventSourceMapping | None) -> str | None:
+    """The state *mapping* is passing through now (Creating, Updating, Deleting...), or None once settled."""
     transition: tuple[str, float] | None = getattr(mapping, "labkit_transition", None)
-    if transition is not None and time.monotonic() < transition[1]:
-        raise MappingInUse(uuid, transition[0])
+    return transition[0] if transition is not None and time.monotonic() < transition[1] else None
+
+
+def _refuse_while_changing_state(backend: LambdaBackend, uuid: str) -> None:
+    state = _changing(_original_get_mapping(backend, uuid) or deleting_mappings(backend).get(uuid))
+    if state is not None:
+        raise MappingInUse(uuid, state)
 
 
 def _update_mapping(self: LambdaBackend, uuid: str, spec: dict[str, Any]) -> EventSourceMapping | None:
@@ -80,9 +85,8 @@ def _update_mapping(self: LambdaBackend, uuid: str, spec: dict[str, Any]) -> Eve
 def deleting_mappings(backend: LambdaBackend) -> dict[str, EventSourceMapping]:
     """The backend's mappings still in Deleting, by UUID; those whose delay ran out are dropped."""
     found: dict[str, EventSourceMapping] = backend.__dict__.setdefault("labkit_deleting", {})
-    now = time.monotonic()
     for uuid, mapping in list(found.items()):
-        if now >= mapping.labkit_transition[1]:  # type: ignore[attr-defined]
+        if _changing(mapping) is None:
             del found[uuid]
     return found
 
@@ -114,9 +118,9 @@ def _list_mappings(self: LambdaBackend, event_source_arn: str, function_name: st
 
 def _mapping_configuration(self: EventSourceMapping) -> dict[str, Any]:
     configuration = _original_mapping_configuration(self)
-    transition: tuple[str, float] | None = getattr(self, "labkit_transition", None)
-    if transition is not None and time.monotonic() < transition[1]:
-        configuration["State"] = transition[0]
+    state = _changing(self)
+    if state is not None:
+        configuration["State"] = state
     return configuration
 
 

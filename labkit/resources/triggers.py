@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,13 +105,21 @@ def _mapping_info(mapping: dict[str, Any]) -> MappingInfo:
     )
 
 
-def _wait_mapping(lam: Any, mapping: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
-    # There is no boto3 waiter for event source mappings; AWS takes seconds to leave "Creating".
+def _pauses(timeout: float) -> Iterator[float]:
+    """Pauses between polls, short at first, until *timeout* seconds have passed."""
     deadline = time.monotonic() + timeout
     pause = _FIRST_POLL_S
-    while mapping["State"] not in _MAPPING_STATES_SETTLED and time.monotonic() < deadline:
-        time.sleep(pause)
+    while time.monotonic() < deadline:
+        yield pause
         pause = min(pause * 2, _LAST_POLL_S)
+
+
+def _wait_mapping(lam: Any, mapping: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
+    # There is no boto3 waiter for event source mappings; AWS takes seconds to leave "Creating".
+    for pause in _pauses(timeout):
+        if mapping["State"] in _MAPPING_STATES_SETTLED:
+            break
+        time.sleep(pause)
         mapping = lam.get_event_source_mapping(UUID=mapping["UUID"])
     return mapping
 
@@ -118,16 +127,15 @@ def _wait_mapping(lam: Any, mapping: dict[str, Any], timeout: float = 120) -> di
 def _wait_deleted(clients: Clients, function_name: str, queue_arn: str, timeout: float = 120) -> None:
     # "It enters a Deleting state and might not be completely deleted for several seconds":
     # https://docs.aws.amazon.com/lambda/latest/api/API_DeleteEventSourceMapping.html
-    deadline = time.monotonic() + timeout
-    pause = _FIRST_POLL_S
+    pauses = _pauses(timeout)
     while deleting := [m for m in _mappings(clients, function_name, queue_arn) if m["State"] == "Deleting"]:
-        if time.monotonic() > deadline:
+        pause = next(pauses, None)
+        if pause is None:
             raise ResourceError(
-                f"The trigger {deleting[0]['UUID']} from {queue_arn.rsplit(':', 1)[-1]} to {function_name} is still "
-                f"being deleted after {timeout:.0f}s; run this again in a minute."
+                f"The trigger {deleting[0]['UUID']} from {queue_arn.rsplit(':', 1)[-1]} to {function_name} is "
+                f"still being deleted after {timeout:.0f}s; run this again in a minute."
             )
         time.sleep(pause)
-        pause = min(pause * 2, _LAST_POLL_S)
 
 
 def _check_visibility(config: Config, clients: Clients, queue_url: str, queue_arn: str) -> None:
