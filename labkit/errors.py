@@ -6,6 +6,14 @@ from __future__ import annotations
 class LabkitError(Exception):
     """Base class of every error labkit raises on purpose."""
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for this error in a notebook: its message, which says what to do.
+
+        Its message is written for the student; the frames of labkit that raised it are not theirs
+        and would bury it (IPython calls this instead of formatting the traceback).
+        """
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+
 
 class ConfigError(LabkitError):
     """The configuration or the environment is wrong."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -127,6 +127,10 @@ class Lab:
         from labkit.resources import teardown
 
         return teardown.teardown(self.config, self.clients, confirm=confirm)
+
+    def function_exists(self) -> bool:
+        """True if the function (under any name the lab accepts) exists."""
+        return functions.find_function(self.config, self.clients) is not None
 
     # Feeding the pipeline.
     def publish_order(self, order: Mapping[str, Any] | str | None = None) -> str:
@@ -291,11 +295,19 @@ class Lab:
         dlq = self._require(self.config.dlq_name, "DLQ")
         return sqs.peek_messages(self.clients, dlq.url, max_messages)
 
-    def redrive(self, limit: int | None = None, transform: Callable[[str], str] | None = None) -> int:
-        """Move DLQ messages back to the order queue (each body rewritten by *transform*, if given); returns how many."""
+    def redrive(
+        self,
+        limit: int | None = None,
+        transform: Callable[[str], str] | None = None,
+        only: Collection[str] | None = None,
+    ) -> int:
+        """Move DLQ messages back to the order queue (each body rewritten by *transform*, if given); returns how many.
+
+        With *only* (the DLQ messages' MessageIds) just those move; every other message stays in the DLQ.
+        """
         dlq = self._require(self.config.dlq_name, "DLQ")
         queue = self._require_queue()
-        return sqs.redrive(self.clients, dlq.url, queue.url, limit, transform)
+        return sqs.redrive(self.clients, dlq.url, queue.url, limit, transform, only)
 
     def invoke(self, event: dict[str, Any]) -> functions.InvokeResult:
         """Invoke the function with a test event, as the console's Test button does."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 # A traceback written one line per event ends where an invocation's block opens or closes.
-_BOUNDARY = ("START RequestId:", "END RequestId:", "REPORT RequestId:", "INIT_START")
+_BOUNDARY = ("START RequestId:", "END RequestId:", "REPORT RequestId:", "INIT_START", "INIT_REPORT")
 # `<timestamp> <request id> Task timed out after 3.00 seconds`, written by Lambda when it stops a function.
 TIMEOUT = re.compile(r"(?:^\S+\s+(?P<request>\S+)\s+)?Task timed out after (?P<seconds>[\d.]+) seconds")
 # `RequestId: <id> Error: Runtime exited with error: exit status 1`, then `Runtime.ExitError` (or
@@ -33,6 +33,8 @@ _EXIT_TYPES = ("Runtime.ExitError", "Runtime.OutOfMemory")
 # id>\t<message>") is not one: its field after `[ERROR]` is a timestamp, which no exception's name is.
 _ERROR = re.compile(r"(?:^|\t)\[ERROR\]\s+(?P<type>[A-Za-z_][\w.]*)(?::\s?(?P<message>.*))?$")
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)')
+# Lambda's message for a process that ended names the request first; a one-line summary need not.
+_REQUEST_PREFIX = re.compile(r"(?<=: )RequestId: \S+ Error: ")
 # A frame in these files is the runtime's, not the student's.
 _RUNTIME_FILES = ("/var/runtime/", "awslambdaric", "bootstrap.py", "/labkit/")
 # awslambdaric joins an error's lines with "\r" and indents the traceback with no-break spaces.
@@ -92,9 +94,14 @@ class FunctionError:
 
     def summary(self) -> str:
         """`KeyError: 'orderId' (code.py, line 12, in lambda_handler)`, as short as the traceback allows."""
+        head = _REQUEST_PREFIX.sub("", self.head, count=1)
         if (where := self.where) is None:
-            return self.head
-        return f"{self.head} ({where.file.rsplit('/', 1)[-1]}, line {where.line}, in {where.function})"
+            return head
+        return f"{head} ({where.file.rsplit('/', 1)[-1]}, line {where.line}, in {where.function})"
+
+    def advice(self) -> str:
+        """What to do about this error, in one or two sentences (see `advice`)."""
+        return advice(self.error_type, self.message)
 
     def describe(self) -> str:
         """`KeyError: 'x' (File "/var/task/code.py", line 7, in lambda_handler: ...)` as the grader shows it."""
@@ -194,3 +201,54 @@ def json_object(text: str) -> dict[str, Any] | None:
 
 def _is_traceback_line(line: str) -> bool:
     return line.startswith(("Traceback (most recent call last):", " ", "\t")) or _FRAME.match(line) is not None
+
+
+# What to do about the errors Lambda itself reports, by type; anything else is the handler's own
+# exception, raised at the line its traceback names. The types are those of
+# https://docs.aws.amazon.com/lambda/latest/dg/python-exceptions.html and the Invoke API's errors
+# (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html#API_Invoke_Errors).
+_ADVICE = {
+    "Runtime.ImportModuleError": (
+        "Lambda could not import the handler's module. A function's package holds only what you deployed: "
+        "Python's standard library and boto3 are there, other libraries (pandas, requests) are not. Remove the "
+        "import, or deploy the library with the code."
+    ),
+    "Runtime.UserCodeSyntaxError": (
+        "code.py does not compile, so no invocation can run it: fix the line the error names "
+        "(`python -m py_compile lambda/code.py` finds it before you deploy)."
+    ),
+    "Runtime.HandlerNotFound": (
+        "The function's Handler setting names a function that code.py does not define: set it to "
+        "code.lambda_handler (Runtime settings)."
+    ),
+    "Sandbox.Timedout": (
+        "The handler ran for the function's whole Timeout and was stopped: look for a loop that never ends or a "
+        "call that waits, or raise the Timeout (keep the queue's visibility timeout at six times it)."
+    ),
+    "Runtime.ExitError": (
+        "The handler ended its own process (sys.exit, os._exit or a crash) before it returned: return a value "
+        "or raise an exception instead, so Lambda can report it."
+    ),
+    "Runtime.OutOfMemory": (
+        "The handler used more memory than the function's MemorySize allows: process one record at a time, or "
+        "raise MemorySize."
+    ),
+    "Runtime.MarshalError": (
+        "The handler returned a value JSON cannot encode (a set, a Decimal, a datetime): return plain dicts, "
+        "lists, strings and numbers."
+    ),
+}
+
+
+def advice(error_type: str, message: str = "") -> str:
+    """What a student should do about a function error of *error_type*: the fix, in a sentence or two."""
+    if error_type == "Runtime.ImportModuleError" and re.search(r"No module named '(code|lambda_function)'", message):
+        return (
+            "The function's Handler setting names a file that is not in its package: set it to "
+            "code.lambda_handler (the file code.py, the function lambda_handler)."
+        )
+    if error_type in _ADVICE:
+        return _ADVICE[error_type]
+    if error_type.startswith("Task timed out") or error_type == "Sandbox.Timedout":
+        return _ADVICE["Sandbox.Timedout"]
+    return "The handler raised it: fix the line the traceback names."

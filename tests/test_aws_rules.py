@@ -568,3 +568,67 @@ def test_queue_policy_can_grant_the_role_in_its_own_account(aws):
     _function(aws, _role(aws, "Managed", managed=(SQS_EXECUTION_POLICY,)), name="Other")
     _, other_queue = _queue(aws, name="OtherQueue")
     assert lam.create_event_source_mapping(EventSourceArn=other_queue, FunctionName="Other")["BatchSize"] == 10
+
+
+def _envelope(aws: Any, topic_arn: str, url: str) -> dict[str, Any]:
+    (message,) = _delivered(aws, topic_arn, url)
+    return json.loads(message["Body"])
+
+
+def _verifies(envelope: dict[str, Any], digest: Any) -> bool:
+    import base64
+
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sns.models import sns_backends
+
+    name = envelope["SigningCertURL"].rsplit("/", 1)[1]
+    pem = sns_backends[DEFAULT_ACCOUNT_ID][REGION]._message_public_keys[name]
+    signed = "".join(f"{key}\n{envelope[key]}\n" for key in ("Message", "MessageId", "Timestamp", "TopicArn", "Type"))
+    try:
+        x509.load_pem_x509_certificate(pem).public_key().verify(
+            base64.b64decode(envelope["Signature"]), signed.encode(), padding.PKCS1v15(), digest
+        )
+    except InvalidSignature:
+        return False
+    return True
+
+
+def test_a_topic_at_its_defaults_signs_with_version_1_and_names_the_subscription(aws):
+    """A topic's SignatureVersion is 1 (SHA1withRSA) unless set to 2 (SHA256withRSA), and the envelope's
+    UnsubscribeURL names the subscription the message came through:
+    https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-message.html and
+    https://docs.aws.amazon.com/sns/latest/dg/sns-message-and-json-formats.html#http-notification-json"""
+    from cryptography.hazmat.primitives import hashes
+
+    # GIVEN a topic left at its defaults, delivering to a queue
+    queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:OrderQueue"
+    topic_arn = f"arn:aws:sns:{REGION}:{ACCOUNT}:OrderTopic"
+    topic_arn, url, queue_arn = _topic_and_queue(aws, queue_policy_for_topic(queue_arn, topic_arn))
+    (subscription,) = aws("sns").list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
+    # WHEN an order is published
+    envelope = _envelope(aws, topic_arn, url)
+    # THEN the envelope says version 1, its signature verifies with SHA1, and unsubscribing names this subscription
+    assert envelope["SignatureVersion"] == "1"
+    assert _verifies(envelope, hashes.SHA1()) and not _verifies(envelope, hashes.SHA256())
+    assert envelope["UnsubscribeURL"] == (
+        f"https://sns.{REGION}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={subscription['SubscriptionArn']}"
+    )
+    # AND once the topic is set to version 2, the next envelope is signed with SHA256
+    aws("sns").set_topic_attributes(TopicArn=topic_arn, AttributeName="SignatureVersion", AttributeValue="2")
+    envelope = _envelope(aws, topic_arn, url)
+    assert envelope["SignatureVersion"] == "2"
+    assert _verifies(envelope, hashes.SHA256())
+
+
+def test_a_synchronous_invoke_says_which_version_ran(built_lab):
+    """Invoke's response carries X-Amz-Executed-Version, `$LATEST` for an unqualified call; an asynchronous one
+    (202) does not: https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html#API_Invoke_ResponseSyntax"""
+    lam = built_lab.clients("lambda")
+    reply = lam.invoke(FunctionName="OrderProcessor", Payload=json.dumps({"Records": []}))
+    assert reply["ExecutedVersion"] == "$LATEST"
+    assert reply["StatusCode"] == 200
+    queued = lam.invoke(FunctionName="OrderProcessor", Payload=json.dumps({"Records": []}), InvocationType="Event")
+    assert queued["StatusCode"] == 202 and "ExecutedVersion" not in queued

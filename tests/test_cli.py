@@ -75,6 +75,7 @@ def test_up_publish_status_orders_down(endpoint, capsys, tmp_path):
         "dlq_visible": None,
         "dlq_in_flight": None,
         "delivery_problem": None,
+        "function_failures": None,
     }
 
 

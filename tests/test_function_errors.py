@@ -149,8 +149,11 @@ def test_labkit_logs_prints_an_orders_invocations_as_cloudwatch_lists_them(
 
     assert main(["logs", "--request-id", request_id]) == 0
     assert capsys.readouterr().out.splitlines() == out
-    assert main(["logs", "--order", "NO-SUCH-ORDER"]) == 0
-    assert capsys.readouterr().out.startswith("no log events in /aws/lambda/OrderProcessor for order NO-SUCH-ORDER")
+    # an order nobody published has no events, says so, and fails, so a script or a student notices
+    assert main(["logs", "--order", "NO-SUCH-ORDER"]) == 1
+    text = capsys.readouterr().out
+    assert text.startswith("no log events in /aws/lambda/OrderProcessor for order NO-SUCH-ORDER")
+    assert "No log line names order NO-SUCH-ORDER, and it is not in OrderDLQ" in text
     assert main(["logs", "--since", "yesterday"]) == 2
     assert "--since: 'yesterday' is not a duration" in capsys.readouterr().err
 
@@ -232,5 +235,35 @@ def test_the_flow_check_without_a_journey_finds_the_error_in_the_log(broken_lab:
 
 def test_an_error_without_a_message_or_traceback_reads_cleanly() -> None:
     assert notebook.explain_error(logs.FunctionError("Sandbox.Timedout", "")) == (
-        "Sandbox.Timedout.\nFix the handler, redeploy it (notebook 04, lab.ensure_function()) and try again."
+        "Sandbox.Timedout.\nThe handler ran for the function's whole Timeout and was stopped: look for a loop that "
+        "never ends or a call that waits, or raise the Timeout (keep the queue's visibility timeout at six times it). "
+        "Then redeploy the function (notebook 04) and send the order again."
     )
+
+
+@pytest.mark.slow
+def test_an_orders_log_holds_its_own_init_errors_not_an_earlier_orders_failures(built_lab: Any) -> None:
+    """An error at init is logged before START in the stream of the environment that tried, and its REPORT says
+    `Status: error`; it belongs to the invocation that START opens, and so to the message that invocation was
+    given: https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html#runtimes-lifecycle-ib"""
+    # GIVEN an order that a handler failed on three times with a KeyError it raised before logging anything
+    built_lab.ensure_function(source="def lambda_handler(event, context):\n    return event['Recordz']\n")
+    earlier = journey.publish_and_track(built_lab, events.fresh_order("EARLY"), timeout=40)
+    assert earlier.outcome == "dlq" and "KeyError" in (earlier.reason or "")
+    # AND then an order that a handler importing pandas failed on three times
+    built_lab.ensure_function(source="import pandas\n\ndef lambda_handler(event, context):\n    return None\n")
+    order = events.fresh_order("LATER")
+    trip = journey.publish_and_track(built_lab, order, timeout=40)
+    assert trip.outcome == "dlq"
+
+    # WHEN the log is read for the later order, for the earlier one, and for an id nobody sent
+    later = logs.select_events(built_lab, time.time() - 300, order_id=order["orderId"])
+    first = logs.select_events(built_lab, time.time() - 300, order_id=earlier.order_id)
+
+    # THEN each holds its own three invocations and its own error, with the init error's lines before START
+    text = "\n".join(e["message"] for e in later)
+    assert text.count("START RequestId") == 3 and text.count("Runtime.ImportModuleError: Unable to import") == 3
+    assert "KeyError" not in text
+    other = "\n".join(e["message"] for e in first)
+    assert other.count("START RequestId") == 3 and "KeyError" in other and "ImportModuleError" not in other
+    assert logs.select_events(built_lab, time.time() - 300, order_id="NOPE-123") == []

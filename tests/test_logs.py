@@ -161,7 +161,9 @@ def test_a_runtime_exit_marks_its_request_failed(reason: str, error_type: str) -
 
     assert invocation.failed and invocation.error is not None
     assert invocation.error.error_type == error_type
-    assert invocation.reason() == f"{error_type}: RequestId: {REQUEST} Error: Runtime exited with error: {reason}"
+    assert invocation.error.message == f"RequestId: {REQUEST} Error: Runtime exited with error: {reason}"
+    # the one-line reason leaves out the request id, which the block already names
+    assert invocation.reason() == f"{error_type}: Runtime exited with error: {reason}"
 
 
 def test_logging_error_records_and_handler_lines_are_not_the_runtimes_error() -> None:
@@ -300,17 +302,67 @@ def test_blocks_are_kept_apart_per_stream_and_a_cut_block_is_left_out() -> None:
     assert all(r.order_id != "EARLIER" for i in parsed.values() for r in i.records)
 
 
-def test_invocations_of_an_order_include_failures_that_logged_no_record() -> None:
-    failed = logs.parse_invocations(
-        [event(1000, f"START RequestId: {REQUEST} Version: $LATEST"), event(1001, AWSLAMBDARIC_ERROR)]
-    )
-    stored_other = logs.parse_invocations(
-        [event(2000, f"START RequestId: {OTHER} Version: $LATEST"), event(2001, record_line("OTHER"))]
-    )
+def _failure(at_s: float, request: str, stream: str = STREAM, record: str | None = None) -> list[dict[str, Any]]:
+    """One invocation's block at *at_s* seconds: an init error before START, or a record line of *record*."""
+    ms = int(at_s * 1000)
+    start = event(ms + 50, f"START RequestId: {request} Version: $LATEST", stream)
+    end = [event(ms + 60, f"END RequestId: {request}", stream), event(ms + 60, f"REPORT RequestId: {request}", stream)]
+    if record is not None:
+        return [start, event(ms + 55, record_line(record, "invalid", "bad"), stream), *end]
+    init = [
+        event(
+            ms, "[ERROR] Runtime.ImportModuleError: Unable to import module 'code': No module named 'pandas'", stream
+        ),
+        event(ms + 1, "INIT_REPORT Init Duration: 50.00 ms\tPhase: init\tStatus: error", stream),
+    ]
+    report = f"REPORT RequestId: {request}\tDuration: 0.00 ms\tBilled Duration: 50 ms\tInit Duration: 50.00 ms"
+    return [
+        *init,
+        start,
+        end[0],
+        event(ms + 60, f"{report}\tStatus: error\tError Type: Runtime.ImportModuleError", stream),
+    ]
 
-    mine = logs.invocations_of([*failed, *stored_other], order_id="T-1")
 
-    assert [i.request_id for i in mine] == [REQUEST]
+def test_an_init_error_before_start_is_the_invocations_error() -> None:
+    """An init error is logged before START, and the REPORT says `Status: error` with its type; Lambda ran the
+    init for that invocation: https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html#runtimes-lifecycle-ib"""
+    (invocation,) = logs.parse_invocations(_failure(1, REQUEST))
+
+    assert invocation.failed and invocation.status == "error"
+    assert invocation.reason() == "Runtime.ImportModuleError: Unable to import module 'code': No module named 'pandas'"
+    assert invocation.events[0]["message"].startswith("[ERROR] Runtime.ImportModuleError")
+    assert invocation.received_at == pytest.approx(1.0)
+
+
+def test_failures_that_logged_nothing_belong_to_the_order_whose_receives_they_fit() -> None:
+    """One message's receives come a visibility timeout apart, as SQS hands it out again only then:
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html"""
+    # GIVEN an order sent at 100 s that fails on import at 100, 106 and 112 (visibility timeout 6 s), an earlier
+    # order's retries at 95, 101 and 107 in another stream, and an invocation that logged another order's record
+    other = STREAM.replace("3893", "7777")
+    ours = [f"{n}0000000-1a2b-4697-b07a-ac58fc914c95" for n in (1, 2, 3)]
+    theirs = [f"{n}1111111-1a2b-4697-b07a-ac58fc914c95" for n in (4, 5, 6)]
+    events = [
+        *_failure(95, theirs[0], other),
+        *_failure(100, ours[0]),
+        *_failure(101, theirs[1], other),
+        *_failure(106, ours[1]),
+        *_failure(107, theirs[2], other),
+        *_failure(109, OTHER, record="B-1"),
+        *_failure(112, ours[2]),
+    ]
+    found = logs.parse_invocations(events)
+
+    # WHEN the order's invocations are picked from its sending time
+    mine = logs.invocations_of(found, "T-1", since=100.0, visibility_timeout=6)
+
+    # THEN they are its three receives, none of the earlier order's retries and not the other order's record
+    assert [i.request_id for i in mine] == ours
+    # AND without a visibility timeout no anonymous failure is anyone's, and without a sending time or a record to
+    # start from there is no chain at all
+    assert logs.invocations_of(found, "T-1", since=100.0) == []
+    assert logs.invocations_of(found, "T-1", visibility_timeout=6) == []
 
 
 def test_format_event_shows_timestamp_and_message_with_its_lines_indented() -> None:

@@ -10,12 +10,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 from labkit.cli import common
 from labkit.config import BACKEND_AWS
 from labkit.errors import InputError
+from labkit.lambdaerrors import advice
 from labkit.orders import SAMPLE_ORDER, generate_orders
+
+# How far back `labkit status` looks for the function's failed invocations.
+STATUS_WINDOW = "1h"
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -28,11 +33,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         ("queue", f"{pipeline.queue.name} (DLQ {pipeline.dlq.name})"),
         ("subscription", pipeline.subscription.arn),
         ("role", f"{pipeline.role.name} ({pipeline.role.policy})"),
-        ("function", pipeline.function.name),
+        ("function", f"{pipeline.function.name} ({pipeline.function.deployed})"),
         ("trigger", f"{pipeline.mapping.state}, batch size {pipeline.mapping.batch_size}"),
     ]
     for label, value in rows:
         print(f"{label:<13}{value}")
+    if pipeline.function.warning:
+        print(f"warning: {pipeline.function.warning}", file=sys.stderr)
     return 0
 
 
@@ -74,16 +81,39 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print counts of orders, queue and DLQ."""
+    from labkit.observe import logs
+
     lab = common.connected_lab()
     counts = lab.counts()
     problem = lab.delivery_problem()
+    # A log group outlives its function (`labkit down` keeps it): only a function that exists has a status.
+    found = logs.invocations(lab, since=logs.parse_since(STATUS_WINDOW)) if lab.function_exists() else []
+    failures = [i for i in found if i.failed]
+    last = failures[-1] if failures else None
+    fine_since = sum(1 for i in found if last is not None and i.start > last.start and not i.failed)
     if args.json:
-        print(json.dumps({**counts, "delivery_problem": problem}))
+        failure = (
+            {"count": len(failures), "last": last.reason(), "request_id": last.request_id, "ok_since": fine_since}
+            if last
+            else None
+        )
+        print(json.dumps({**counts, "delivery_problem": problem, "function_failures": failure}))
     else:
         for key, value in counts.items():
             print(f"{key:<17}{'-' if value is None else value}")
         if problem:
             print(f"delivery         {problem}")
+        if last is not None:
+            stamp = time.strftime("%H:%M:%S", time.localtime(last.start))
+            print(
+                f"function         {len(failures)} failed invocation(s) in the last {STATUS_WINDOW}; the last, at "
+                f"{stamp}: {last.reason()}"
+            )
+            if fine_since:
+                print(f"                 {fine_since} invocation(s) succeeded since then")
+            else:
+                print(f"                 {last.error.advice() if last.error else advice(last.reason() or '')}")
+            print(f"                 its log: labkit logs --request-id {last.request_id}")
     return 0
 
 
@@ -116,10 +146,23 @@ def cmd_logs(args: argparse.Namespace) -> int:
             filter(None, [args.order and f"order {args.order}", args.request_id and f"request {args.request_id}"])
         )
         print(f"no log events in {logs.log_group(lab)} {f'for {which} ' if which else ''}in the last {args.since}")
-        return 0
+        if args.order:
+            print(_no_order_hint(lab, args.order, args.since))
+        # Asked for one order or request, finding none of it is a failure a script can see.
+        return 1 if which else 0
     for event in events:
         print(logs.format_event(event))
     return 0
+
+
+def _no_order_hint(lab: Any, order_id: str, since: str) -> str:
+    """Where an order with no invocations in the window may be: stored earlier, still queued, or never sent."""
+    if lab.get_order(order_id) is not None:
+        return f"Order {order_id} is stored in {lab.config.table_name}: its invocations are older (try --since 1d)."
+    return (
+        f"No log line names order {order_id}, and it is not in {lab.config.dlq_name}. If it was just published it "
+        f"may still be in {lab.config.queue_name} (`labkit status`); otherwise check the id."
+    )
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:

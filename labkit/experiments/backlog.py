@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -30,7 +30,14 @@ LOG_WAIT_S = 60.0
 LOG_STABLE_READS = 5
 PROGRESS_POLL_S = 0.1
 
-ProgressFactory = Callable[[int, str], contextlib.AbstractContextManager[Callable[[int], None]]]
+
+class Progress(Protocol):
+    """Told how many orders are done; at the end also the rate the run measured, which it then shows."""
+
+    def __call__(self, done: int, rate: float | None = None) -> None: ...
+
+
+ProgressFactory = Callable[[int, str], contextlib.AbstractContextManager[Progress]]
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,7 @@ def drain(
     lab: Lab,
     orders: Sequence[dict[str, Any]],
     batch_size: int,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Progress | None = None,
     timeout: float = 120.0,
 ) -> BatchRun:
     """Publish *orders* with the trigger paused, then resume it at *batch_size* and measure the drain.
@@ -94,7 +101,7 @@ def drain(
         run_lab.wait_until_drained(timeout)
     records = _records_of(lab, started, wanted)
     reports = [i for i in logs.invocations(lab, started, skew=0) if i.billed_ms is not None]
-    return BatchRun(
+    run = BatchRun(
         batch_size=batch_size,
         orders=len(orders),
         seconds=round(seconds, 2),
@@ -106,9 +113,13 @@ def drain(
         init_ms=round(sum(i.init_ms or 0.0 for i in reports), 2),
         order_ids=tuple(order["orderId"] for order in orders),
     )
+    if on_progress:
+        # The bar ends on the run's own figures, so it and the table agree to the digit they show.
+        on_progress(run.records, rate=run.orders_per_second)
+    return run
 
 
-def _follow(lab: Lab, queue_url: str, total: int, on_progress: Callable[[int], None] | None, timeout: float) -> None:
+def _follow(lab: Lab, queue_url: str, total: int, on_progress: Progress | None, timeout: float) -> None:
     """Report orders processed (gone from the queue: SQS deletes what the function handled) until none wait."""
     deadline = time.monotonic() + timeout
     while True:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from labkit.observe.deliveries import deliveries, needless_retries
-from labkit.observe.journey import scan_dlq
+from labkit.observe.dlq import scan_dlq
 from labkit.orders import STATUSES, generate_orders
 
 if TYPE_CHECKING:

@@ -219,8 +219,11 @@ def order_sample(facts: Facts, rubric: Rubric) -> Outcome:
     )
     if item is None:
         return fail(
-            f"Table {name} holds no order {order_id}: publish the sample order to topic {facts.config.topic_name} "
-            f"(step 5); if it still does not appear, read function {facts.function_name()}'s logs."
+            f"Table {name} holds no order {order_id}, the assignment's sample order: publishing it is the step "
+            f"left. Publish it to topic {facts.config.topic_name} (`labkit publish --sample`, notebook 05, or the "
+            "SNS console's Publish message with the sample's JSON), then grade again. If it was published while "
+            f"the function failed, it waits in {facts.config.dlq_name}: `labkit redrive` sends it back. If it "
+            f"still does not appear, read function {facts.function_name()}'s logs."
         )
     problems = order_problems(item, expected)
     if problems:

@@ -15,7 +15,7 @@ from labkit import events
 from labkit.config import PARTITION_KEY
 from labkit.errors import ResourceError
 from labkit.lab import Lab
-from labkit.lambdalog import names_order
+from labkit.lambdaerrors import advice
 from labkit.notebook.checks import _function_settings, _queue
 from labkit.notebook.display import Note, ok
 from labkit.observe import logs
@@ -79,10 +79,12 @@ def explain_error(error: FunctionError) -> str:
     """The function's error for a student: what it raised, where, the traceback, and what to do."""
     at = error.where
     where = f" in {at.file.rsplit('/', 1)[-1]}, line {at.line} ({at.function})" if at is not None else ""
-    trace = "".join(f"{line}\n" for line in error.traceback)
-    return (
-        f"{error.head}{where}.\n{trace}Fix the handler, redeploy it (notebook 04, lab.ensure_function()) and try again."
-    )
+    # A traceback that is its header alone (an import error's) says nothing.
+    trace = "".join(f"{line}\n" for line in error.traceback) if len(error.traceback) > 1 else ""
+    return f"{error.head}{where}.\n{trace}{error.advice()} {REDEPLOY}"
+
+
+REDEPLOY = "Then redeploy the function (notebook 04) and send the order again."
 
 
 def _compare_stored(lab: Lab, order: Mapping[str, Any], journey: Journey | None) -> None:
@@ -104,16 +106,24 @@ def _compare_stored(lab: Lab, order: Mapping[str, Any], journey: Journey | None)
 def _what_happened(lab: Lab, order_id: str, journey: Journey | None) -> str:
     if journey is not None and journey.error is not None:
         return f"the function failed on it with {explain_error(journey.error)}"
+    if journey is not None and journey.outcome == "dlq" and journey.reason:
+        tries = len(journey.receive_counts)
+        if journey.reason.startswith("Task timed out"):
+            return (
+                f"the function failed on it {tries} time(s) ({journey.reason}) and SQS moved it to "
+                f"{lab.config.dlq_name}. {advice(journey.reason)} {REDEPLOY}"
+            )
+        return (
+            f"the function refused it {tries} time(s) ({journey.reason}) and SQS moved it to {lab.config.dlq_name}. "
+            "Either the order must change (fix it and send it back, as notebook 06 shows) or the handler, if it "
+            "should have taken it."
+        )
     if journey is not None and journey.outcome != "stored":
         return f"its journey ended {journey.final_line!r}. Read the function's log: `labkit logs --order {order_id}`."
     if journey is None:
-        # Without a journey, only invocations whose own lines name the order are its own.
-        named = [
-            i
-            for i in logs.invocations(lab, since=time.time() - LOOK_BACK_S)
-            if any(r.order_id == order_id for r in i.records) or names_order(i, order_id)
-        ]
-        failed = [i.error for i in named if i.error is not None]
+        # Without a journey, the order's own invocations are those its log lines or its DLQ message point to.
+        mine = logs.order_invocations(lab, order_id, since=time.time() - LOOK_BACK_S)
+        failed = [i.error for i in mine if i.error is not None]
         if failed:
             return f"the function failed on it with {explain_error(failed[-1])}"
     return (

@@ -1,4 +1,9 @@
-"""Start a notebook from an empty queue and DLQ, so what it shows is this run's messages only."""
+"""Start a notebook once the order queue has settled, and say what earlier runs left in the DLQ (kept there).
+
+Nothing a student sent is deleted: a DLQ exists to keep the orders that failed, and `labkit redrive`
+brings them back once the handler takes them. A notebook that shows its own failed order follows it
+by id (its journey) and moves only that message back (`lab.redrive(only=...)`).
+"""
 
 from __future__ import annotations
 
@@ -16,28 +21,21 @@ SETTLE_TIMEOUT_S = 120.0
 
 
 def start_clean(lab: Lab, timeout: float = SETTLE_TIMEOUT_S) -> Note:
-    """Wait until the queue is empty, then delete what earlier runs left in the DLQ; says what it did.
+    """Wait until the order queue is empty, then say how many messages earlier runs left in the DLQ; deletes nothing.
 
-    The queue drains on its own (each message is stored or moves to the DLQ); the DLQ keeps
-    messages for days, so a later count, chart or redrive would mix them with this run's.
+    The queue drains on its own (each message is stored or moves to the DLQ), so what this notebook
+    sends next is alone in it. The DLQ keeps what it holds: this run's message is told apart by its id.
     """
     config = lab.config
     lab.wait_until_drained(timeout=timeout)
     dlq = sqs.get_queue(lab.clients, config.dlq_name)
     if dlq is None:
         raise ResourceError(f"The DLQ {config.dlq_name} does not exist yet: run the catch-up cell.")
-    client = lab.clients("sqs")
-    removed = 0
-    while True:
-        batch = client.receive_message(QueueUrl=dlq.url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        if not batch:
-            break
-        entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch)]
-        client.delete_message_batch(QueueUrl=dlq.url, Entries=entries)
-        removed += len(batch)
-    if removed:
+    kept = sum(sqs.get_queue_counts(lab.clients, dlq.url).values())
+    if kept:
         return Note(
-            f"{config.queue_name} is empty; deleted {removed} message(s) that earlier runs left in {config.dlq_name}, "
-            "so this notebook shows its own messages only."
+            f"{config.queue_name} is empty. {config.dlq_name} holds {kept} message(s) that earlier runs left there: "
+            "they stay, as failed orders should. This notebook follows its own message by id; once your handler "
+            "takes the earlier ones, `labkit redrive` (or lab.redrive()) sends them back."
         )
     return Note(f"{config.queue_name} and {config.dlq_name} are empty: nothing left by earlier runs.")

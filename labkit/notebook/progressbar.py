@@ -25,6 +25,7 @@ class ProgressBar:
         self.done = 0
         self._started: float | None = None
         self._last: float | None = None
+        self._rate: float | None = None
         self.bar = widgets.IntProgress(
             value=0, min=0, max=max(total, 1), description=description, style={"description_width": "initial"}
         )
@@ -33,13 +34,16 @@ class ProgressBar:
 
     @property
     def rate(self) -> float:
-        """Units per second between the first and the last update."""
+        """Units per second between the first and the last update, or the rate the last update gave."""
+        if self._rate is not None:
+            return self._rate
         if self._started is None or self._last is None or self._last <= self._started:
             return 0.0
         return self.done / (self._last - self._started)
 
-    def update(self, done: int) -> None:
-        """Set how many are done."""
+    def update(self, done: int, rate: float | None = None) -> None:
+        """Set how many are done; *rate*, when the caller measured it, is the rate shown from then on."""
+        self._rate = rate
         now = time.monotonic()
         if self._started is None:
             self._started = now
@@ -63,7 +67,7 @@ class ProgressBar:
 
 
 @contextlib.contextmanager
-def progress(total: int, description: str, unit: str = "order") -> Iterator[Callable[[int], None]]:
+def progress(total: int, description: str, unit: str = "order") -> Iterator[Callable[..., None]]:
     """A progress bar in the notebook; yields the callback that sets how many are done.
 
     Shown once and updated in place; when the block ends, its saved text becomes the final count and rate.

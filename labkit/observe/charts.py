@@ -15,7 +15,8 @@ import pandas as pd
 
 from labkit.lab import Lab
 from labkit.observe import logs
-from labkit.observe.journey import TIMEOUT_MARGIN_S, Journey, decode_body, scan_dlq
+from labkit.observe.dlq import decode_body, scan_dlq, sent_at
+from labkit.observe.journey import Journey
 from labkit.resources import dynamodb, sqs
 
 if TYPE_CHECKING:
@@ -207,21 +208,25 @@ def dlq_frame(lab: Lab) -> pd.DataFrame:
     """The DLQ's messages (left in place): orderId, how often the function received it, its last error, the order.
 
     The receives are the function's invocations that logged a line for the message, or that failed
-    before logging any record while the message was being retried: from when it was sent until its
-    retries ran out (maxReceiveCount times the visibility timeout plus the function's timeout).
+    before logging any record where the message's receives fall, a visibility timeout apart from
+    when it was sent (`logs.invocations_of`).
     """
-    config = lab.config
     messages = scan_dlq(lab)
-    sent = {m["MessageId"]: int(m.get("Attributes", {}).get("SentTimestamp", "0")) / 1000 for m in messages}
+    sent = {m["MessageId"]: sent_at(m) for m in messages}
     found = logs.invocations(lab, since=min(sent.values())) if sent else []
-    span = config.max_receive_count * (config.visibility_timeout + config.function_timeout) + TIMEOUT_MARGIN_S
+    visibility, receives = logs.receive_rules(lab) if sent else (0.0, None)
     rows = []
     for message in messages:
         order, _ = decode_body(message["Body"])
         order_id = order.get("orderId") if isinstance(order, dict) else None
-        at = sent[message["MessageId"]]
-        window = [i for i in found if at - logs.CLOCK_SKEW_S <= i.start <= at + span]
-        mine = logs.invocations_of(window, order_id if isinstance(order_id, str) else None, (message["MessageId"],))
+        mine = logs.invocations_of(
+            found,
+            order_id if isinstance(order_id, str) else None,
+            (message["MessageId"],),
+            since=sent[message["MessageId"]],
+            visibility_timeout=visibility,
+            max_receives=receives,
+        )
         reasons: list[str | None] = []
         counts: list[int] = []
         for invocation in mine:

@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.errors import InputError
 from labkit.observe import logs
-from labkit.observe.logs import CLOCK_SKEW_S, FunctionError, Invocation
+
+# decode_body and scan_dlq are read here too by notebooks saved before they moved to observe.dlq.
+from labkit.observe.dlq import decode_body, find_in_dlq, scan_dlq  # noqa: F401
+from labkit.observe.logs import FunctionError, Invocation
 from labkit.resources import sqs, triggers
 
 if TYPE_CHECKING:
@@ -28,7 +31,6 @@ SUCCESS_OUTCOMES = ("stored", "updated", "duplicate", "stale")
 POLL_S = 0.2
 # Added to the time retries take, for the function's log lines to arrive (CloudWatch Logs lag on AWS).
 TIMEOUT_MARGIN_S = 15.0
-DLQ_SCAN_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class Journey:
     receive_counts: tuple[int, ...] = field(default=())
     error: FunctionError | None = None
     request_ids: tuple[str, ...] = field(default=())
+    # The SQS MessageId of the order's message in the DLQ, when it ended there (for `lab.redrive(only=...)`).
+    dlq_message_id: str | None = None
 
     @property
     def final_line(self) -> str:
@@ -79,23 +83,6 @@ class Journey:
         printer.text(str(self))
 
 
-def decode_body(body: str) -> tuple[Any, str | None]:
-    """The order inside an SQS body (unwrapping an SNS envelope) and the SNS message id, if any.
-
-    A body that is not JSON comes back as the text itself.
-    """
-    try:
-        value = json.loads(body)
-    except ValueError:
-        return body, None
-    if isinstance(value, dict) and value.get("Type") == "Notification" and isinstance(value.get("Message"), str):
-        try:
-            return json.loads(value["Message"]), value.get("MessageId")
-        except ValueError:
-            return value["Message"], value.get("MessageId")
-    return value, None
-
-
 def fix_orders(fix: Callable[[dict[str, Any]], Mapping[str, Any]]) -> Callable[[str], str]:
     """A body rewriter for `lab.redrive(transform=...)` that applies *fix* to the order inside each message.
 
@@ -115,51 +102,6 @@ def fix_orders(fix: Callable[[dict[str, Any]], Mapping[str, Any]]) -> Callable[[
         return fixed
 
     return transform
-
-
-def scan_dlq(lab: Lab, limit: int = DLQ_SCAN_LIMIT) -> list[dict[str, Any]]:
-    """Up to *limit* DLQ messages, each made visible again before this returns (nothing is consumed)."""
-    dlq = sqs.get_queue(lab.clients, lab.config.dlq_name)
-    if dlq is None:
-        return []
-    client = lab.clients("sqs")
-    seen: dict[str, dict[str, Any]] = {}
-    try:
-        while len(seen) < limit:
-            # Hidden for a moment so the next receive returns other messages; released below.
-            batch = client.receive_message(
-                QueueUrl=dlq.url,
-                MaxNumberOfMessages=min(10, limit - len(seen)),
-                MessageSystemAttributeNames=["All"],
-                VisibilityTimeout=10,
-                WaitTimeSeconds=0,
-            ).get("Messages", [])
-            fresh = [m for m in batch if m["MessageId"] not in seen]
-            seen.update((m["MessageId"], m) for m in batch)
-            if not fresh:
-                break
-    finally:
-        sqs.release_messages(lab.clients, dlq.url, list(seen.values()))
-    return list(seen.values())
-
-
-def find_in_dlq(
-    lab: Lab, order_id: str | None = None, message_id: str | None = None, since: float | None = None
-) -> dict[str, Any] | None:
-    """The DLQ message for an SNS *message_id*, or for *order_id* sent after *since*; None if absent."""
-    dlq = sqs.get_queue(lab.clients, lab.config.dlq_name)
-    # Counting first is one cheap call and, unlike a scan, touches no message.
-    if dlq is None or not any(sqs.get_queue_counts(lab.clients, dlq.url).values()):
-        return None
-    for message in scan_dlq(lab):
-        order, sns_id = decode_body(message["Body"])
-        if message_id and sns_id == message_id:
-            return message
-        sent = int(message.get("Attributes", {}).get("SentTimestamp", "0")) / 1000
-        same_order = order_id is not None and isinstance(order, dict) and order.get("orderId") == order_id
-        if same_order and (since is None or sent >= since - CLOCK_SKEW_S):
-            return message
-    return None
 
 
 def track_order(
@@ -196,6 +138,7 @@ def track_order(
     request_ids: list[str] = []
     last: dict[str, Any] = {"reason": None, "error": None}
     label = order_id if order_id is not None else f"message {message_id}"
+    visibility, receives = logs.receive_rules(lab)
 
     def add(stage: str, text: str, at: float | None = None) -> None:
         step = Step(stage, text, time.time() if at is None else at)
@@ -206,7 +149,7 @@ def track_order(
     def take(found: list[Invocation], message_ids: tuple[str, ...] = ()) -> str | None:
         """Add a step per new invocation of this order; returns the outcome of a success, if one is seen."""
         success = None
-        for invocation in logs.invocations_of(found, order_id, message_ids):
+        for invocation in logs.invocations_of(found, order_id, message_ids, since, visibility, receives):
             if invocation.request_id in seen:
                 continue
             seen.add(invocation.request_id)
@@ -239,7 +182,7 @@ def track_order(
                 success = outcome
         return success
 
-    def finish(outcome: str, reason: str | None, text: str) -> Journey:
+    def finish(outcome: str, reason: str | None, text: str, dlq_message_id: str | None = None) -> Journey:
         add(outcome, text)
         return Journey(
             order_id,
@@ -251,6 +194,7 @@ def track_order(
             tuple(counts),
             last["error"],
             tuple(request_ids),
+            dlq_message_id,
         )
 
     if message_id:
@@ -264,7 +208,7 @@ def track_order(
         if dead is not None:
             take(logs.invocations(lab, since), (dead["MessageId"],))
             reason = last["reason"] or "no reason in the function's logs"
-            return finish("dlq", reason, f"DLQ: {label} ({reason})")
+            return finish("dlq", reason, f"DLQ: {label} ({reason})", dead["MessageId"])
         if time.monotonic() - started > timeout:
             return finish("pending", None, f"pending: {label} ({_pending_hint(lab, timeout)})")
         time.sleep(POLL_S)

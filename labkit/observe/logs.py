@@ -6,6 +6,7 @@ The parsed forms and their parsers live in the core, `Invocation` and `RecordLog
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from botocore.exceptions import ClientError
 from labkit.aws import error_code, raise_if_denied
 from labkit.lambdaerrors import NO_BREAK_SPACE, Frame, FunctionError, error_from_payload
 from labkit.lambdalog import (
+    CLOCK_SKEW_S,
     REPORT_DURATION,
     Invocation,
     RecordLog,
@@ -27,9 +29,6 @@ from labkit.lambdalog import (
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
-
-# Lambda stamps log events with its own clock; allow for a little skew against this machine's.
-CLOCK_SKEW_S = 1.0
 
 __all__ = [
     "CLOCK_SKEW_S",
@@ -48,8 +47,10 @@ __all__ = [
     "invocations_of",
     "log_events",
     "log_group",
+    "order_invocations",
     "parse_invocations",
     "parse_since",
+    "receive_rules",
     "select_events",
 ]
 
@@ -87,13 +88,49 @@ def invocations(lab: Lab, since: float | None = None, skew: float = CLOCK_SKEW_S
     return sorted(parse_invocations(log_events(lab, since, skew=skew)), key=lambda i: i.start)
 
 
+def receive_rules(lab: Lab) -> tuple[float, int | None]:
+    """The order queue's visibility timeout (how far apart one message's receives come) and maxReceiveCount."""
+    from labkit.resources import sqs
+
+    queue = sqs.get_queue(lab.clients, lab.config.queue_name)
+    if queue is not None:
+        try:
+            attributes = lab.clients("sqs").get_queue_attributes(
+                QueueUrl=queue.url, AttributeNames=["VisibilityTimeout", "RedrivePolicy"]
+            )["Attributes"]
+            redrive = json.loads(attributes.get("RedrivePolicy") or "{}")
+            count = redrive.get("maxReceiveCount")
+            return float(attributes["VisibilityTimeout"]), int(count) if count is not None else None
+        except (ClientError, KeyError, ValueError, TypeError):
+            pass  # unreadable: the configured values are the best guess
+    return float(lab.config.visibility_timeout), lab.config.max_receive_count
+
+
+def order_invocations(
+    lab: Lab, order_id: str, since: float | None = None, found: list[Invocation] | None = None
+) -> list[Invocation]:
+    """The invocations since *since* that received *order_id*'s message (see `invocations_of`).
+
+    The evidence: the handler's lines naming the order, and when the order sits in the DLQ its message
+    (its id and when it was sent), from which the failures that logged nothing are matched to it.
+    """
+    from labkit.observe.dlq import find_in_dlq, sent_at
+
+    found = invocations(lab, since) if found is None else found
+    dead = find_in_dlq(lab, order_id, since=since)
+    sent = sent_at(dead) if dead is not None else None
+    ids = (dead["MessageId"],) if dead is not None else ()
+    visibility, receives = receive_rules(lab)
+    return invocations_of(found, order_id, ids, since=sent, visibility_timeout=visibility, max_receives=receives)
+
+
 def select_events(
     lab: Lab, since: float | None = None, order_id: str | None = None, request_id: str | None = None
 ) -> list[dict[str, Any]]:
     """The log events the viewer shows: all since *since*, or the whole blocks of one order or one request.
 
-    An order's blocks are those of `invocations_of`: its record lines, a printed line naming it, or a
-    failure before any record was logged.
+    An order's blocks are those of `order_invocations`: its record lines, a printed line naming it, or a
+    failure that logged nothing where its message's receives fall; each with its init lines.
     """
     events = log_events(lab, since)
     if order_id is None and request_id is None:
@@ -102,7 +139,7 @@ def select_events(
     if request_id is not None:
         chosen = [i for i in chosen if i.request_id == request_id]
     if order_id is not None:
-        chosen = invocations_of(chosen, order_id)
+        chosen = order_invocations(lab, order_id, since, found=chosen)
     picked = [event for invocation in chosen for event in invocation.events]
     return sorted(picked, key=lambda e: e.get("timestamp", 0))
 

@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from labkit.errors import LabkitError
 from labkit.lab import Lab
+from labkit.lambdaerrors import advice
 from labkit.observe.journey import Journey, Step, publish_and_track
 from labkit.orders import ITEMS, SAMPLE_ORDER, STATUSES, make_order
 
@@ -81,9 +82,12 @@ class OrderForm:
 
         try:
             self.last_journey = publish_and_track(self.lab, order, timeout=self.timeout, on_step=show)
-            if self.last_journey.error is not None and self.last_journey.outcome != "stored":
-                # The runtime's error with its traceback: the file and line of the handler that raised.
-                self.journey.value = _render(lines, title, str(self.last_journey.error))
+            trip = self.last_journey
+            if trip.error is not None and trip.outcome != "stored":
+                # The runtime's error with its traceback (the file and line that raised), and what to do.
+                self.journey.value = _render(lines, title, f"{trip.error}\n\n{trip.error.advice()}")
+            elif trip.outcome == "dlq" and trip.reason and trip.reason.startswith("Task timed out"):
+                self.journey.value = _render(lines, title, advice(trip.reason))
         except (LabkitError, ClientError, BotoCoreError) as exc:
             # A button has no cell to raise into: the error is shown where the journey would be.
             lines.append(f"error: {exc}")

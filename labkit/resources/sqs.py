@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,6 +185,7 @@ def redrive(
     target_url: str,
     limit: int | None = None,
     transform: Callable[[str], str] | None = None,
+    only: Collection[str] | None = None,
 ) -> int:
     """Move messages from *source_url* (the DLQ) back to *target_url*; returns how many moved.
 
@@ -192,56 +193,96 @@ def redrive(
     lose one; the handler's idempotent writes make a duplicate harmless. *transform* rewrites each
     body on the way (to fix a bad order); if it raises, that batch stays in the DLQ, visible again.
     Without *limit* it moves the messages the DLQ held when it started, so messages that fail again
-    and come back meanwhile are not chased round in a loop.
+    and come back meanwhile are not chased round in a loop. With *only* (SQS message ids) it moves
+    those messages alone and leaves every other one where it was, visible again.
     """
-    sqs = clients("sqs")
+    if only is not None:
+        return _redrive_only(clients, source_url, target_url, set(only), transform)
     moved = 0
     if limit is None:
         limit = get_queue_counts(clients, source_url)["visible"]
     while moved < limit:
-        want = max(1, min(10, limit - moved))
-        messages = sqs.receive_message(
-            QueueUrl=source_url,
-            MaxNumberOfMessages=want,
+        messages = _receive(clients, source_url, max(1, min(10, limit - moved)))
+        if not messages:
+            break
+        moved += _move(clients, source_url, target_url, messages, transform)
+    return moved
+
+
+def _redrive_only(
+    clients: Clients, source_url: str, target_url: str, wanted: set[str], transform: Callable[[str], str] | None
+) -> int:
+    moved = 0
+    others: list[dict[str, Any]] = []  # hidden while the rest is searched, then shown again at once
+    try:
+        while wanted:
+            messages = _receive(clients, source_url, 10)
+            if not messages:
+                break
+            mine = [m for m in messages if m["MessageId"] in wanted]
+            others.extend(m for m in messages if m["MessageId"] not in wanted)
+            if mine:
+                moved += _move(clients, source_url, target_url, mine, transform)
+                wanted -= {m["MessageId"] for m in mine}
+    finally:
+        _release_quietly(clients, source_url, others)
+    return moved
+
+
+def _receive(clients: Clients, url: str, count: int) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = (
+        clients("sqs")
+        .receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=count,
             MessageAttributeNames=["All"],
             VisibilityTimeout=60,
             # A short wait: a zero-second receive samples only some SQS servers and may come back empty.
             WaitTimeSeconds=1,
-        ).get("Messages", [])
-        if not messages:
-            break
-        try:
-            bodies = [transform(m["Body"]) if transform else m["Body"] for m in messages]
-        except Exception:
-            release_messages(clients, source_url, messages)
-            raise
-        entries = []
-        for i, message in enumerate(messages):
-            entry: dict[str, Any] = {"Id": str(i), "MessageBody": bodies[i]}
-            if message.get("MessageAttributes"):
-                entry["MessageAttributes"] = message["MessageAttributes"]
-            entries.append(entry)
-        try:
-            reply = sqs.send_message_batch(QueueUrl=target_url, Entries=entries)
-            sent = {entry["Id"] for entry in reply.get("Successful", [])}
-            done = [
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages) if str(i) in sent
-            ]
-            if done:
-                deleted = sqs.delete_message_batch(QueueUrl=source_url, Entries=done)
-                if deleted.get("Failed"):
-                    log.warning("%d message(s) were sent back but stay in the DLQ too", len(deleted["Failed"]))
-        except BaseException:
-            # Interrupted between send and delete: hand the batch back at once rather than in 60 s. A
-            # message already sent is then in both queues, a duplicate the idempotent handler absorbs.
-            _release_quietly(clients, source_url, messages)
-            raise
-        moved += len(done)
-        if len(done) < len(messages):
-            _release_quietly(clients, source_url, [m for i, m in enumerate(messages) if str(i) not in sent])
-            failed = reply.get("Failed", [{}])[0]
-            raise ResourceError(f"Could not send {len(messages) - len(done)} message(s) back: {failed.get('Message')}")
-    return moved
+        )
+        .get("Messages", [])
+    )
+    return messages
+
+
+def _move(
+    clients: Clients,
+    source_url: str,
+    target_url: str,
+    messages: list[dict[str, Any]],
+    transform: Callable[[str], str] | None,
+) -> int:
+    """Send *messages* (received from *source_url*) to *target_url*, then delete them; returns how many moved."""
+    sqs = clients("sqs")
+    try:
+        bodies = [transform(m["Body"]) if transform else m["Body"] for m in messages]
+    except Exception:
+        release_messages(clients, source_url, messages)
+        raise
+    entries = []
+    for i, message in enumerate(messages):
+        entry: dict[str, Any] = {"Id": str(i), "MessageBody": bodies[i]}
+        if message.get("MessageAttributes"):
+            entry["MessageAttributes"] = message["MessageAttributes"]
+        entries.append(entry)
+    try:
+        reply = sqs.send_message_batch(QueueUrl=target_url, Entries=entries)
+        sent = {entry["Id"] for entry in reply.get("Successful", [])}
+        done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages) if str(i) in sent]
+        if done:
+            deleted = sqs.delete_message_batch(QueueUrl=source_url, Entries=done)
+            if deleted.get("Failed"):
+                log.warning("%d message(s) were sent back but stay in the DLQ too", len(deleted["Failed"]))
+    except BaseException:
+        # Interrupted between send and delete: hand the batch back at once rather than in 60 s. A
+        # message already sent is then in both queues, a duplicate the idempotent handler absorbs.
+        _release_quietly(clients, source_url, messages)
+        raise
+    if len(done) < len(messages):
+        _release_quietly(clients, source_url, [m for i, m in enumerate(messages) if str(i) not in sent])
+        failed = reply.get("Failed", [{}])[0]
+        raise ResourceError(f"Could not send {len(messages) - len(done)} message(s) back: {failed.get('Message')}")
+    return len(done)
 
 
 def _release_quietly(clients: Clients, url: str, messages: list[dict[str, Any]]) -> None:

@@ -59,6 +59,10 @@ def _invoke_api(self: LambdaFunction, body: str, request_headers: Any, response_
     # The Python runtime reports an exception the handler raised as "Unhandled"; moto says "Handled".
     if response_headers.get("x-amz-function-error") == "Handled":
         response_headers["x-amz-function-error"] = "Unhandled"
+    if request_headers.get("X-Amz-Invocation-Type", "RequestResponse") == "RequestResponse":
+        # A synchronous invoke says which version ran (an unqualified one runs $LATEST):
+        # https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html#API_Invoke_ResponseSyntax
+        response_headers["x-amz-executed-version"] = str(self.version)
     return result
 
 

@@ -1,6 +1,12 @@
-"""SNS, for speed: the notification envelope moto builds, signed as moto signs it, with one certificate per
-subscription instead of a new X.509 certificate minted and signed for every notification.
-`tests/test_seam.py` compares the envelope with moto's own.
+"""SNS: the notification envelope as AWS builds it, with one certificate per subscription instead of a new
+X.509 certificate minted and signed for every notification (as moto does).
+
+Two fields differ from moto's, as AWS documents them: the signature follows the topic's
+SignatureVersion attribute ("1", SHA1withRSA, unless the topic was set to "2", SHA256withRSA), and the
+UnsubscribeURL names the subscription itself:
+https://docs.aws.amazon.com/sns/latest/dg/sns-message-and-json-formats.html#http-notification-json and
+https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-message.html.
+`tests/test_seam.py` compares the rest of the envelope with moto's own.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ def _post_data(
     subject: str | None,
     message_attributes: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """moto's SNS notification envelope, signed as moto signs it, with one certificate per subscription."""
+    """The SNS notification envelope, signed as the topic's SignatureVersion says, one certificate per subscription."""
     key = self.private_key()
     region = self.topic.sns_backend.region_name
     timestamp = iso_8601_datetime_with_milliseconds()
@@ -40,24 +46,32 @@ def _post_data(
         f"Message\n{message}\nMessageId\n{message_id}\nTimestamp\n{timestamp}\n"
         f"TopicArn\n{self.topic.arn}\nType\nNotification\n"
     )
-    signature = key.sign(signed.encode("UTF-8"), padding.PKCS1v15(), hashes.SHA256())
+    version = signature_version(self.topic)
+    digest = hashes.SHA256() if version == "2" else hashes.SHA1()  # SNS version 1: SHA1withRSA
+    signature = key.sign(signed.encode("UTF-8"), padding.PKCS1v15(), digest)
     post_data: dict[str, Any] = {
         "Type": "Notification",
         "MessageId": message_id,
         "TopicArn": self.topic.arn,
         "Message": message,
         "Timestamp": timestamp,
-        "SignatureVersion": "2",
+        "SignatureVersion": version,
         "Signature": base64.b64encode(signature).decode("utf-8"),
         "SigningCertURL": f"https://sns.{region}.amazonaws.com/{_signing_certificate(self, key, region)}",
-        "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn="
-        f"arn:aws:sns:us-east-1:{self.account_id}:{self.topic.name}:2bcfbf39-05c3-41de-beaa-fcfcc21c8f55",
+        "UnsubscribeURL": f"https://sns.{region}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={self.arn}",
     }
     if subject:
         post_data["Subject"] = subject
     if message_attributes:
         post_data["MessageAttributes"] = message_attributes
     return post_data
+
+
+def signature_version(topic: Any) -> str:
+    """The topic's SignatureVersion attribute: "1" unless SetTopicAttributes made it "2"."""
+    # moto's SetTopicAttributes (and CreateTopic's Attributes) store an attribute it does not model as the
+    # topic's attribute of the snake_case name.
+    return "2" if str(getattr(topic, "signature_version", "1")) == "2" else "1"
 
 
 def _signing_certificate(subscription: Subscription, key: Any, region: str) -> str:
