@@ -46,6 +46,8 @@ class Lab:
         self.config = config
         self.clients = clients or Clients(config)
         self.cloud = cloud
+        # What a notebook's session records about itself (the steps it caught up, what it found at its start).
+        self.session: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         where = self.config.endpoint_url or self.config.region
@@ -313,14 +315,15 @@ class Lab:
         """Invoke the function with a test event, as the console's Test button does."""
         return functions.invoke(self.config, self.clients, event)
 
-    def grade(self, probe: bool = True, rubric: Any = None) -> Report:
+    def grade(self, probe: bool = True, rubric: Any = None, only: Collection[str] | None = None) -> Report:
         """Check what was built and how it behaves (a probe order through it), step by step, and score it.
 
-        With *probe*=False only reads, for accounts where publishing is not allowed; see labkit.grading.
+        With *probe*=False only reads, for accounts where publishing is not allowed; with *only*, just the
+        checks of those ids (a notebook's check cell); see labkit.grading.
         """
         from labkit.grading import grade
 
-        return grade(self.config, self.clients, probe=probe, rubric=rubric)
+        return grade(self.config, self.clients, probe=probe, rubric=rubric, only=only)
 
     # Lookups with a clear message when a step is missing.
     def _topic_arn(self) -> str:

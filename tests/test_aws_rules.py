@@ -632,3 +632,25 @@ def test_a_synchronous_invoke_says_which_version_ran(built_lab):
     assert reply["StatusCode"] == 200
     queued = lam.invoke(FunctionName="OrderProcessor", Payload=json.dumps({"Records": []}), InvocationType="Event")
     assert queued["StatusCode"] == 202 and "ExecutedVersion" not in queued
+
+
+def test_setting_other_attributes_keeps_the_queues_access_policy(aws):
+    """SetQueueAttributes changes only the attributes it names; an empty Policy removes the policy:
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html"""
+    # GIVEN a queue whose policy lets the topic deliver
+    queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:OrderQueue"
+    topic_arn = f"arn:aws:sns:{REGION}:{ACCOUNT}:OrderTopic"
+    topic_arn, url, queue_arn = _topic_and_queue(aws, queue_policy_for_topic(queue_arn, topic_arn))
+    dlq = aws("sqs").create_queue(QueueName="OrderDLQ")["QueueUrl"]
+    dlq_arn = aws("sqs").get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    # WHEN the redrive policy and the visibility timeout are set afterwards
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3})
+    aws("sqs").set_queue_attributes(QueueUrl=url, Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": "12"})
+    # THEN the access policy is still there, and the topic still delivers
+    attributes = aws("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert json.loads(attributes["Policy"]) == queue_policy_for_topic(queue_arn, topic_arn)
+    assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] == 3
+    assert len(_delivered(aws, topic_arn, url)) == 1
+    # AND an empty Policy removes it, as AWS's does
+    aws("sqs").set_queue_attributes(QueueUrl=url, Attributes={"Policy": ""})
+    assert "Policy" not in aws("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]

@@ -44,23 +44,21 @@ def broken_lab(built_lab: Any) -> Any:
 
 
 def test_the_invoke_check_passes_on_the_labs_handler_and_removes_its_test_item(built_lab: Any) -> None:
-    order = events.fresh_order("TEST")
+    (result,) = built_lab.grade(only=["function.invoke"]).checks
 
-    note = notebook.check_invoke(built_lab, order)
-
-    assert f"stored the order in {built_lab.config.table_name} with every field as sent" in note
-    assert built_lab.get_order(order["orderId"]) is None  # removed again
+    assert result.passed, result.message
+    assert f"stored it in table {built_lab.config.table_name} with every field as sent" in result.message
+    order_id = result.message.split("holding order ")[1].split()[0]
+    assert built_lab.get_order(order_id) is None  # removed again
 
 
 def test_the_invoke_check_fails_on_a_keyerror_handler_naming_the_error_and_the_line(broken_lab: Any) -> None:
-    with pytest.raises(ResourceError) as raised:
-        notebook.check_invoke(broken_lab)
+    (result,) = broken_lab.grade(only=["function.invoke"]).checks
 
-    message = str(raised.value)
-    assert f"Function {broken_lab.config.function_name} failed on an SQS event holding order TEST-" in message
-    assert f"KeyError: 'tableName' in code.py, line {BROKEN_LINE} (lambda_handler)" in message
-    assert 'table = order["tableName"]' in message  # the traceback's source line
-    assert "redeploy" in message
+    assert not result.passed
+    assert f"function {broken_lab.config.function_name} failed with KeyError: 'tableName'" in result.message
+    assert f"(code.py, line {BROKEN_LINE}, in lambda_handler)" in result.message
+    assert "The handler raised it: fix the line the traceback names." in result.message
 
 
 def test_the_event_builder_gives_the_sample_order_inside_an_sns_envelope_inside_an_sqs_record() -> None:

@@ -20,7 +20,7 @@ from labkit.lab import Lab
 from labkit.observe import logs
 from labkit.observe.charts import CountsRecorder, finish
 from labkit.orders import generate_orders
-from labkit.resources import sqs
+from labkit.resources import sqs, triggers
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -152,6 +152,24 @@ def _records_of(lab: Lab, since: float, order_ids: set[str]) -> list[logs.Record
             return records
         previous = seen
         time.sleep(1)
+
+
+def measure(lab: Lab, n: int = 200, progress: ProgressFactory | None = None) -> BatchRun:
+    """Drain a backlog of *n* generated orders at the batch size the trigger has now (see `drain`); leaves it so.
+
+    The student changes the trigger's BatchSize (notebook 07's exercise); this measures what that did.
+    """
+    queue = sqs.get_queue(lab.clients, lab.config.queue_name)
+    mapping = triggers.find_mapping(lab.clients, lab.config.function_name, queue.arn) if queue else None
+    if queue is None or mapping is None:
+        raise ResourceError(
+            f"No trigger connects {lab.config.queue_name} to {lab.config.function_name}: add it first (notebook 04)."
+        )
+    size = int(mapping["BatchSize"])
+    orders = list(generate_orders(n, prefix=f"B{size:02d}-{uuid.uuid4().hex[:6].upper()}"))
+    bar = progress(n, f"batch size {size}") if progress else contextlib.nullcontext(None)
+    with bar as on_progress:
+        return drain(lab, orders, size, on_progress=on_progress)
 
 
 def compare(

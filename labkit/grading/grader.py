@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from labkit.aws import error_code
 from labkit.config import Config
 from labkit.errors import ConfigError, LabkitError
-from labkit.grading import checks, checks_function, checks_wiring  # noqa: F401  (importing them registers the checks)
+from labkit.grading import (  # noqa: F401  (importing them registers the checks)
+    checks,
+    checks_behaviour,
+    checks_function,
+    checks_wiring,
+)
 from labkit.grading.facts import Facts
 from labkit.grading.lookups import Missing
 from labkit.grading.registry import CHECKS, Check, Outcome, fail
@@ -25,7 +31,11 @@ RubricSource = Rubric | str | Path | dict[str, Any] | None
 
 
 def grade(
-    config: Config | None = None, clients: Clients | None = None, probe: bool = True, rubric: RubricSource = None
+    config: Config | None = None,
+    clients: Clients | None = None,
+    probe: bool = True,
+    rubric: RubricSource = None,
+    only: Collection[str] | None = None,
 ) -> Report:
     """Check one student's pipeline step by step and score it.
 
@@ -36,6 +46,7 @@ def grade(
             verify them (naming the function's real error from its log group when the order fails), and
             clean up. False reads only, for accounts where publishing is not allowed.
         rubric: points and requirements: a Rubric, a JSON file overriding the default, or a mapping.
+        only: the ids of the checks to run (a notebook's check cell grades its own step); default: all.
     Returns:
         The report: one result per check, scores per step.
     Raises:
@@ -48,8 +59,14 @@ def grade(
         clients = _clients_for(config)
     # Reaching the account at all is the run's business, not a check's: without it nothing can be graded.
     account = clients.account_id
-    facts = Facts(config, clients)
-    results = tuple(run_check(check, facts, rules) for check in CHECKS if probe or not check.probe)
+    if only is not None and (unknown := sorted(set(only) - {c.id for c in CHECKS})):
+        raise ConfigError(f"No grading check has the id(s) {', '.join(unknown)}.")
+    # In the order of the assignment's steps, whichever module registered a check.
+    chosen = sorted(
+        (c for c in CHECKS if (probe or not c.probe) and (only is None or c.id in only)), key=lambda c: c.step
+    )
+    facts = Facts(config, clients, selected={c.id for c in chosen})
+    results = tuple(run_check(check, facts, rules) for check in chosen)
     target = {
         "backend": config.backend,
         "endpoint": config.endpoint_url or "",

@@ -10,7 +10,7 @@ trigger; the function is found through the order queue's mappings, so its reads 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -50,10 +50,16 @@ class Queue:
 class Lookups:
     """Read-only lookups of one student's table, topic and queues, cached for the length of one grading run."""
 
-    def __init__(self, config: Config, clients: Clients) -> None:
+    def __init__(self, config: Config, clients: Clients, selected: Collection[str] | None = None) -> None:
         self.config = config
         self.clients = clients
+        # The ids of the checks this run grades (None: all), so a probe sends only what they need.
+        self.selected = frozenset(selected) if selected is not None else None
         self._memo: dict[str, tuple[bool, Any]] = {}
+
+    def grades(self, check_id: str) -> bool:
+        """True if this run grades the check *check_id*."""
+        return self.selected is None or check_id in self.selected
 
     def once(self, key: str, compute: Callable[[], T]) -> T:
         """Compute a lookup the first time; later calls return (or raise) the same outcome."""

@@ -41,18 +41,20 @@ class ProbeResult:
 
     order: Outcome
     malformed: Outcome
+    # The probe order got past the topic: stored, in the DLQ, or named in the function's log.
+    delivered: bool = False
 
 
 def run_probe(facts: Facts, rubric: Rubric) -> ProbeResult:
     """Publish a probe order and a malformed message, wait for both, verify, and clean up."""
-    blockers = _blockers(facts, ("table", "topic", "queue", "subscription", "function", "mapping"))
-    if blockers:
-        message = f"Probe not run, as nothing could get through: {'; '.join(b.rstrip('.') for b in blockers)}."
+    missing = blockers(facts, ("table", "topic", "queue", "subscription", "function", "mapping"))
+    if missing:
+        message = f"Probe not run, as nothing could get through: {'; '.join(b.rstrip('.') for b in missing)}."
         return ProbeResult(fail(message), fail(message))
     return _Probe(facts, rubric).run()
 
 
-def _blockers(facts: Facts, parts: tuple[str, ...]) -> list[str]:
+def blockers(facts: Facts, parts: tuple[str, ...]) -> list[str]:
     problems = []
     lookups = {
         "table": lambda: key_problem(facts.table()) and f"table {facts.config.table_name} has the wrong key",
@@ -96,11 +98,15 @@ class _Probe:
         self.aws = facts.config.backend == BACKEND_AWS
         self.removed: set[str] = set()
         self.split_ms: int | None = None
+        self.delivered = False
 
     def run(self) -> ProbeResult:
         facts = self.facts
         queue, function, table = facts.queue(), facts.function(), facts.table()["TableName"]
-        dlq_blockers = _blockers(facts, ("dlq",))
+        dlq_blockers = blockers(facts, ("dlq",))
+        # Each message goes out only when a check of this run needs it: a notebook's check cell grades one step.
+        send_order = facts.grades("probe.order_stored") or facts.grades("probe.delivery")
+        skip_malformed = bool(dlq_blockers) or not facts.grades("probe.malformed_to_dlq")
         visibility = int(queue.attributes.get("VisibilityTimeout", 30))
         timeout = int(function.configuration.get("Timeout", 3))
         receives = self.rubric.max_receive_count if dlq_blockers else self._max_receives(queue.attributes)
@@ -115,19 +121,21 @@ class _Probe:
         # The malformed message goes out once the order's first try is over, so that the function's log,
         # up to then, tells what happened to the order alone.
         malformed_sent: float | None = None
-        dlq_before = 0 if dlq_blockers else self._depth(facts.dlq().url)
+        dlq_before = 0 if skip_malformed else self._depth(facts.dlq().url)
         notes: list[str] = []
         try:
-            log.info("probe %s: publishing to %s", self.token, facts.topic().name)
-            sns.publish(TopicArn=facts.topic().arn, Message=json.dumps(self._order()))
+            if send_order:
+                log.info("probe %s: publishing to %s", self.token, facts.topic().name)
+                sns.publish(TopicArn=facts.topic().arn, Message=json.dumps(self._order()))
             while time.monotonic() < deadline:
-                if stored_after is None and self._stored(table):
+                if send_order and stored_after is None and self._stored(table):
                     stored_after = time.monotonic() - started
                 if (
                     malformed_sent is None
-                    and not dlq_blockers
+                    and not skip_malformed
                     and (
-                        stored_after is not None
+                        not send_order
+                        or stored_after is not None
                         or time.monotonic() - started > timeout + visibility
                         or self._function_failed(started_ms)
                     )
@@ -136,21 +144,22 @@ class _Probe:
                     self.split_ms = int(time.time() * 1000)
                     sns.publish(TopicArn=facts.topic().arn, Message=self.malformed_body)
                     deadline = max(deadline, malformed_sent + budget)
-                order_done = stored_after is not None or "order" in self.removed
-                if not dlq_blockers and not (order_done and dlq_after is not None):
+                order_done = not send_order or stored_after is not None or "order" in self.removed
+                if not skip_malformed and not (order_done and dlq_after is not None):
                     if self._depth(facts.dlq().url) > dlq_before:
                         # Something arrived in the DLQ: only now scan it, so the student's messages are rarely touched.
                         if "malformed" in self._take_probe_messages(facts.dlq().url) and dlq_after is None:
                             dlq_after = time.monotonic() - (malformed_sent or started)
                         dlq_before = self._depth(facts.dlq().url)
                 # The probe order in the DLQ failed every receive: it will never be stored, so stop waiting for it.
-                order_done = stored_after is not None or "order" in self.removed
-                if order_done and (dlq_blockers or dlq_after is not None):
+                order_done = not send_order or stored_after is not None or "order" in self.removed
+                if order_done and (skip_malformed or dlq_after is not None):
                     break
                 time.sleep(2.0 if self.aws else 0.1)
         finally:
-            notes = self._clean_up(table, dlq_blockers, stored_after is not None)
+            notes = self._clean_up(table, skip_malformed, stored_after is not None or not send_order)
         order = self._order_outcome(stored_after, budget, table, queue.name, notes, started_ms)
+        self.delivered = stored_after is not None or "order" in self.removed or self._order_logged(started_ms)
         if dlq_blockers:
             malformed = fail(f"Malformed probe message not sent: {'; '.join(b.rstrip('.') for b in dlq_blockers)}.")
         elif dlq_after is not None:
@@ -166,7 +175,16 @@ class _Probe:
                 f"{facts.dlq().name} after {receives} receives.",
                 "; ".join(notes) or None,
             )
-        return ProbeResult(order, malformed)
+        return ProbeResult(order, malformed, self.delivered)
+
+    def _order_logged(self, since_ms: int) -> bool:
+        """True if the function's log names the probe order: it was delivered, whatever the function did with it."""
+        try:
+            return any(
+                self.order_id in line for line in log_messages(self.facts.clients, self.facts.function().name, since_ms)
+            )
+        except ClientError:
+            return False
 
     def _order(self) -> dict[str, Any]:
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -280,13 +298,13 @@ class _Probe:
             ]
             self.sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
 
-    def _clean_up(self, table: str, dlq_blockers: list[str], stored: bool) -> list[str]:
+    def _clean_up(self, table: str, skip_malformed: bool, stored: bool) -> list[str]:
         """Remove what the probe added; returns notes on anything that could not be removed (yet)."""
         self.ddb.delete_item(TableName=table, Key={PARTITION_KEY: {"S": self.order_id}})
         order_astray = not stored and "order" not in self.removed
-        malformed_astray = not dlq_blockers and "malformed" not in self.removed
+        malformed_astray = not skip_malformed and "malformed" not in self.removed
         if order_astray or malformed_astray:
-            if not dlq_blockers:
+            if not skip_malformed:
                 self._take_probe_messages(self.facts.dlq().url)
             self._take_probe_messages(self.facts.queue().url)
         pending = []

@@ -9,6 +9,11 @@ message is dropped and the topic's CloudWatch metric `NumberOfNotificationsFaile
 regardless; `install()` gates moto's delivery on the policy and records each refusal in the same
 metric, so `labkit status` and the grader can read why an order never reached the queue, through
 CloudWatch (any process, or real AWS) or `refused_deliveries()` (this process, with the reason).
+
+The policy stays as it was when SetQueueAttributes changes other attributes: AWS sets only the
+attributes a call names (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html),
+and moto cleared the policy on any call without one (a redrive policy set after the subscription
+silently cut the topic off).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.sns.models import Subscription
-from moto.sqs.models import sqs_backends
+from moto.sqs.models import Queue, sqs_backends
 
 from labkit.localcloud import policy
 from labkit.localcloud.patching import Patch, PatchTable
@@ -137,11 +142,22 @@ def _record(subscription: Subscription, queue_arn: str, message_id: str, reason:
     )
 
 
-_PATCHES = PatchTable(Patch(Subscription, "publish", _publish))
+_original_set_attributes = Queue._set_attributes
+
+
+def _set_attributes(self: Queue, attributes: dict[str, Any], now: float | None = None) -> None:
+    # At creation the queue has no policy yet to keep; afterwards an absent "Policy" leaves it alone.
+    kept = self.policy if "Policy" not in attributes and hasattr(self, "_policy_json") else None
+    _original_set_attributes(self, attributes, now)
+    if kept:
+        self.policy = kept
+
+
+_PATCHES = PatchTable(Patch(Subscription, "publish", _publish), Patch(Queue, "_set_attributes", _set_attributes))
 
 
 def install() -> None:
-    """Gate moto's SNS -> SQS delivery on the queue's access policy."""
+    """Gate moto's SNS -> SQS delivery on the queue's access policy, and keep that policy through other changes."""
     _PATCHES.install()
 
 
@@ -150,4 +166,6 @@ def problems() -> list[str]:
     found = _PATCHES.missing()
     if not found and "sqs_backends" not in _original_publish.__code__.co_names:
         found.append("moto's Subscription.publish no longer delivers to SQS through sqs_backends")
+    if not isinstance(vars(Queue).get("policy"), property):
+        found.append("moto's Queue no longer keeps its access policy in the property policy")
     return found

@@ -1,7 +1,8 @@
-"""Small helpers the lab's notebooks call: connect, catch up, show the backend and the environment.
+"""Small helpers the lab's notebooks call: connect, catch up, check an exercise, show the backend and the environment.
 
-The check cell of each step is in `labkit.notebook.checks` (what was built) and `labkit.notebook.behaviour`
-(what the function did); their functions are also here by name.
+An exercise's check cell is `check(lab, "queues")` (`checkcell`: the grader's checks of its step, and
+its score for nbgrader); `catch_up` builds the earlier steps (`catchup`); the checks that are not
+exercises (an order's journey, the DLQ, clean-up) are in `verify`. Their functions are here by name.
 
 May import every layer below it: the core, the resources, the facade, `labkit.observe`,
 `labkit.experiments` and the grader's report. Only the CLI sits above it.
@@ -12,73 +13,58 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import sys
-from collections.abc import Callable
+import time
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 
-from labkit.aws import error_code
 from labkit.config import BACKEND_AWS, BACKEND_ENDPOINT, ENV_ROLE_POLICY, ROLE_POLICY_LEAST
 from labkit.errors import ConfigError
 from labkit.lab import Lab
 from labkit.lab import connect as _connect
-from labkit.notebook.behaviour import check_invoke, check_order_stored, explain_error
-from labkit.notebook.checks import (
-    check_dead_lettered,
-    check_function,
-    check_queues,
-    check_removed,
-    check_role,
-    check_runs,
-    check_table,
-    check_topic,
-    check_trigger,
-    require_passed,
-)
+from labkit.notebook.catchup import catch_up
+from labkit.notebook.checkcell import CheckCell, check
 from labkit.notebook.display import Note, ok, show_code, show_json
 from labkit.notebook.fresh import start_clean
 from labkit.notebook.logview import LogView, function_logs
 from labkit.notebook.progressbar import ProgressBar, progress
+from labkit.notebook.runchecks import STARTED_AT
 from labkit.notebook.scale import batch_summary, lambda_bill, run_orders
-from labkit.resources import sns, sqs, triggers
+from labkit.notebook.verify import check_dead_lettered, check_order_stored, check_removed, explain_error, require_passed
+from labkit.notebook.views import queue_settings
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "CheckCell",
     "LogView",
     "Note",
     "ProgressBar",
     "batch_summary",
     "catch_up",
+    "check",
     "check_dead_lettered",
-    "check_function",
-    "check_invoke",
     "check_order_stored",
-    "check_queues",
     "check_removed",
-    "check_role",
-    "check_runs",
-    "check_table",
-    "check_topic",
-    "check_trigger",
     "connect",
     "env_check",
     "explain_error",
     "function_logs",
     "lambda_bill",
     "progress",
+    "queue_settings",
     "require_passed",
     "run_orders",
     "show_backend",
     "show_code",
     "show_json",
     "start_clean",
+    "tags",
     "versions",
 ]
 
 PACKAGES = ("boto3", "moto", "pandas", "matplotlib", "ipywidgets", "tqdm")
-STEPS = {1: "table", 2: "topic", 3: "queues and subscription", 4: "role, function and trigger"}
 
 
 def connect(**overrides: Any) -> Lab:
@@ -88,66 +74,15 @@ def connect(**overrides: Any) -> Lab:
     """
     if ENV_ROLE_POLICY not in os.environ:
         overrides.setdefault("role_policy", ROLE_POLICY_LEAST)
-    return _connect(**overrides)
+    lab = _connect(**overrides)
+    # A check of this session's work looks no further back than this (an earlier run's evidence is not this run's).
+    lab.session[STARTED_AT] = time.time()
+    return lab
 
 
-def catch_up(lab: Lab, step: int) -> Note:
-    """Build every step before *step* (idempotent: what exists is kept); says per resource "built" or "found"."""
-    through = min(step - 1, 4)
-    if through < 1:
-        return Note(f"Step {step} needs nothing built before it.")
-    before = {label: exists() for label, exists in _resources(lab, through)}
-    lab.up(through=through)
-    steps = "Step 1" if through == 1 else f"Steps 1-{through}"
-    lines = [f"  {'found' if before[label] else 'built'}  {label}" for label in before]
-    return Note(f"{steps} in place (found: it was there already; built: just now):\n" + "\n".join(lines))
-
-
-def _resources(lab: Lab, through: int) -> list[tuple[str, Callable[[], bool]]]:
-    """(label, does it exist?) for each resource of steps 1 to *through*, in build order."""
-    config, clients = lab.config, lab.clients
-
-    def exists(read: Callable[[], object], missing: str) -> bool:
-        try:
-            read()
-        except ClientError as exc:
-            if error_code(exc) == missing:
-                return False
-            raise
-        return True
-
-    def table() -> bool:
-        return exists(
-            lambda: clients("dynamodb").describe_table(TableName=config.table_name), "ResourceNotFoundException"
-        )
-
-    def subscription() -> bool:
-        topic, queue = sns.get_topic_arn(config, clients), sqs.get_queue(clients, config.queue_name)
-        return bool(topic and queue and sns.find_subscription(clients, topic, queue.arn))
-
-    def role() -> bool:
-        return exists(lambda: clients("iam").get_role(RoleName=config.role_name), "NoSuchEntity")
-
-    def function() -> bool:
-        return exists(
-            lambda: clients("lambda").get_function(FunctionName=config.function_name), "ResourceNotFoundException"
-        )
-
-    def trigger() -> bool:
-        queue = sqs.get_queue(clients, config.queue_name)
-        return bool(queue and function() and triggers.find_mapping(clients, config.function_name, queue.arn))
-
-    found: list[tuple[int, str, Callable[[], bool]]] = [
-        (1, f"table {config.table_name}", table),
-        (2, f"topic {config.topic_name}", lambda: sns.get_topic_arn(config, clients) is not None),
-        (3, f"queue {config.dlq_name}", lambda: sqs.get_queue(clients, config.dlq_name) is not None),
-        (3, f"queue {config.queue_name}", lambda: sqs.get_queue(clients, config.queue_name) is not None),
-        (3, f"subscription {config.topic_name} -> {config.queue_name}", subscription),
-        (4, f"role {config.role_name}", role),
-        (4, f"function {config.function_name}", function),
-        (4, f"trigger {config.queue_name} -> {config.function_name}", trigger),
-    ]
-    return [(label, exists) for step, label, exists in found if step <= through]
+def tags(lab: Lab) -> dict[str, str]:
+    """The tags to give what you create in an exercise, as labkit's builders do: `lab.down()` deletes only what carries them."""
+    return dict(lab.config.tags)
 
 
 def show_backend(lab: Lab) -> Note:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from labkit.errors import ResourceError
 from labkit.notebook.display import Note
+from labkit.notebook.runchecks import DLQ_AT_START
 from labkit.resources import sqs
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ def start_clean(lab: Lab, timeout: float = SETTLE_TIMEOUT_S) -> Note:
     if dlq is None:
         raise ResourceError(f"The DLQ {config.dlq_name} does not exist yet: run the catch-up cell.")
     kept = sum(sqs.get_queue_counts(lab.clients, dlq.url).values())
+    # What was there before this run: its exercise check makes sure the student's redrive left these alone.
+    lab.session[DLQ_AT_START] = kept
     if kept:
         return Note(
             f"{config.queue_name} is empty. {config.dlq_name} holds {kept} message(s) that earlier runs left there: "

@@ -1,68 +1,32 @@
-"""The checks that judge what the function did: invoked as SQS would, and the order of this run stored.
+"""The notebooks' checks that are not exercises: what an order did, that a failed one sat in the DLQ, and clean-up.
 
-Both use an order of this run (a fresh orderId), so an item an earlier run stored cannot pass them,
-and a failure names the function's error, the line that raised and the traceback.
+`check_order_stored` and `check_dead_lettered` verify a journey the notebook itself started (a fresh
+orderId, so an earlier run's item cannot pass them) and, when it went wrong, name the function's
+error, the line that raised and what to do. The graded checks of the exercises are in `checkcell`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from labkit import events
-from labkit.config import PARTITION_KEY
 from labkit.errors import ResourceError
 from labkit.lab import Lab
 from labkit.lambdaerrors import advice
-from labkit.notebook.checks import _function_settings, _queue
 from labkit.notebook.display import Note, ok
 from labkit.observe import logs
-from labkit.resources import sns
+from labkit.resources import functions, sns, sqs
 
 if TYPE_CHECKING:
+    from labkit.grading import Report
     from labkit.observe.journey import Journey
     from labkit.observe.logs import FunctionError
 
 # How far back a check looks in the function's log for an order it was not given the journey of.
 LOOK_BACK_S = 3600.0
-
-
-def check_invoke(lab: Lab, order: Mapping[str, Any] | None = None) -> Note:
-    """Step 4d: invoked as SQS would (the order in an SNS envelope in an SQS record), the function stores the order.
-
-    The order gets a fresh orderId unless given, so only this invocation can have written it; the
-    test item is deleted afterwards. A failure names the function's error and the line that raised.
-    """
-    config = lab.config
-    order = dict(order) if order is not None else events.fresh_order("TEST")
-    topic_arn = sns.get_topic_arn(config, lab.clients)
-    if topic_arn is None:
-        raise ResourceError(f"Topic {config.topic_name} does not exist: run the catch-up cell.")
-    queue = _queue(lab, config.queue_name, "queue")
-    name = _function_settings(lab)["FunctionName"]
-    result = lab.invoke(events.sqs_event(order, topic_arn, queue.arn))
-    if result.function_error:
-        error = logs.error_from_payload(result.payload)
-        raise ResourceError(
-            f"Function {name} failed on an SQS event holding order {order['orderId']}: "
-            + (explain_error(error) if error else str(result.payload))
-        )
-    failed = result.payload.get("batchItemFailures") if isinstance(result.payload, dict) else None
-    if failed:
-        raise ResourceError(
-            f"Function {name} reported the record of order {order['orderId']} as failed ({failed}); "
-            f"its log says why:\n{result.log_tail.strip()}"
-        )
-    try:
-        _compare_stored(lab, order, None)
-    finally:
-        lab.clients("dynamodb").delete_item(TableName=config.table_name, Key={PARTITION_KEY: {"S": order["orderId"]}})
-    return ok(
-        f"{name} took an SQS event holding order {order['orderId']} in an SNS envelope: no error, no failed record",
-        f"it stored the order in {config.table_name} with every field as sent (test item removed again)",
-    )
 
 
 def check_order_stored(lab: Lab, order: Mapping[str, Any], journey: Journey | None = None) -> Note:
@@ -137,3 +101,48 @@ def _same_instant(stored: Any, sent: Any) -> bool:
         return datetime.fromisoformat(str(stored)) == datetime.fromisoformat(str(sent))
     except ValueError:
         return False
+
+
+def check_dead_lettered(lab: Lab, journey: Journey) -> Note:
+    """Step 6: the order failed maxReceiveCount receives in a row, then sat in the DLQ."""
+    expected = tuple(range(1, lab.config.max_receive_count + 1))
+    if journey.outcome != "dlq":
+        raise ResourceError(f"Expected the order in {lab.config.dlq_name}, but its journey ended: {journey.final_line}")
+    if journey.receive_counts != expected:
+        raise ResourceError(
+            f"The function received the order {len(journey.receive_counts)} times {journey.receive_counts}; "
+            f"the queue's redrive policy should allow {len(expected)}. Check maxReceiveCount (notebook 03)."
+        )
+    return ok(
+        f"order {journey.order_id} failed {len(expected)} receives: {journey.reason}",
+        f"then the queue moved it to {lab.config.dlq_name}",
+    )
+
+
+def check_removed(lab: Lab) -> Note:
+    """After `lab.down()`: nothing of the pipeline is left."""
+    config = lab.config
+    left = [f"queue {name}" for name in (config.queue_name, config.dlq_name) if sqs.get_queue(lab.clients, name)]
+    if lab.counts()["orders"] is not None:
+        left.append(f"table {config.table_name}")
+    if sns.get_topic_arn(config, lab.clients) is not None:
+        left.append(f"topic {config.topic_name}")
+    if (function := functions.find_function(config, lab.clients)) is not None:
+        left.append(f"function {function}")
+    with contextlib.suppress(lab.clients("iam").exceptions.NoSuchEntityException):
+        lab.clients("iam").get_role(RoleName=config.role_name)
+        left.append(f"role {config.role_name}")
+    if left:
+        raise ResourceError(
+            f"Still there after lab.down(): {', '.join(left)}. What lab.down() kept carries no labkit tags (made "
+            "without them, or by hand): delete it with lab.down(confirm=True, untagged=True), or in the console."
+        )
+    return ok("table, topic, queues, function, trigger and role are gone")
+
+
+def require_passed(report: Report) -> Note:
+    """Raise ResourceError naming every failed check of a grading report; else say so."""
+    if report.failed:
+        lines = [f"{check_id}: {report.result(check_id).message}" for check_id in report.failed]
+        raise ResourceError(f"{len(lines)} check(s) failed:\n" + "\n".join(lines))
+    return ok("every check of the grader passed")
