@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: lab demo test test-fast bench bench-smoke lint format clean
+.PHONY: lab lab-instructor demo test test-fast test-course student bench bench-smoke lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,9 +12,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-## lab: the local cloud plus JupyterLab on the notebooks (Ctrl-C stops both)
+## lab: the local cloud plus JupyterLab on your copies of the student edition (Ctrl-C stops both)
 lab: $(STAMP)
 	$(BIN)/labkit lab
+
+## lab-instructor: the same on copies of the instructor edition, solutions included
+lab-instructor: $(STAMP)
+	$(BIN)/labkit lab --instructor
+
+## student: make the student edition (student/) from the notebooks with nbgrader; commit it with them
+student: $(STAMP)
+	$(BIN)/labkit course student --student-edition
 
 ## demo: build the pipeline in-process, publish the sample order and a malformed one, report
 demo: $(STAMP)
@@ -34,6 +42,10 @@ test: $(STAMP)
 ## test-fast: the unit tests alone: no notebooks, no browser, nothing marked slow
 test-fast: $(STAMP)
 	$(PYTEST) -n $(WORKERS) -m "not browser and not slow" tests
+
+## test-course: nbgrader's whole cycle on every notebook (generate, autograde, feedback, export); CI runs it
+test-course: $(STAMP)
+	LABKIT_COURSE_NOTEBOOKS=all $(BIN)/pytest -n 0 --durations=5 tests/test_course.py
 
 ## bench: the benchmark at full size (minutes); its figures are in the README
 bench: $(STAMP)

@@ -120,15 +120,16 @@ class Lab:
         mapping = triggers.ensure_mapping(self.config, self.clients, queue.arn, queue.url)
         return Pipeline(table, topic, dlq, queue, subscription, role, function, mapping)
 
-    def down(self, confirm: bool = False) -> dict[str, bool]:
+    def down(self, confirm: bool = False, untagged: bool = False) -> dict[str, bool]:
         """Delete what `up()` built, trigger first; returns, per resource, whether it was deleted.
 
-        Only resources that carry labkit's tags and this prefix are deleted (see labkit.resources.teardown);
-        on a real AWS account only with *confirm*=True, else ConfirmationRequired says what would go.
+        Only resources that carry labkit's tags and this prefix are deleted (see labkit.resources.teardown),
+        and with *untagged* those of the pipeline's names without them (built in an exercise without the
+        tags); on a real AWS account only with *confirm*=True, else ConfirmationRequired says what would go.
         """
         from labkit.resources import teardown
 
-        return teardown.teardown(self.config, self.clients, confirm=confirm)
+        return teardown.teardown(self.config, self.clients, confirm=confirm, untagged=untagged)
 
     def function_exists(self) -> bool:
         """True if the function (under any name the lab accepts) exists."""
@@ -315,7 +316,9 @@ class Lab:
         """Invoke the function with a test event, as the console's Test button does."""
         return functions.invoke(self.config, self.clients, event)
 
-    def grade(self, probe: bool = True, rubric: Any = None, only: Collection[str] | None = None) -> Report:
+    def grade(
+        self, probe: bool = True, rubric: Any = None, only: Collection[str] | None = None, since: float | None = None
+    ) -> Report:
         """Check what was built and how it behaves (a probe order through it), step by step, and score it.
 
         With *probe*=False only reads, for accounts where publishing is not allowed; with *only*, just the
@@ -323,7 +326,7 @@ class Lab:
         """
         from labkit.grading import grade
 
-        return grade(self.config, self.clients, probe=probe, rubric=rubric, only=only)
+        return grade(self.config, self.clients, probe=probe, rubric=rubric, only=only, since=since)
 
     # Lookups with a clear message when a step is missing.
     def _topic_arn(self) -> str:

@@ -22,6 +22,8 @@ from labkit.lambdaerrors import TIMEOUT, ErrorReader, FunctionError, json_object
 
 _START = re.compile(r"^START RequestId: (\S+)")
 _END = re.compile(r"^END RequestId: (\S+)")
+# The handler's outcomes for an order it took (lambda/code.py): written, or found there already.
+SUCCESS_OUTCOMES = ("stored", "updated", "duplicate", "stale")
 # Lambda stamps log events with its own clock; allow for a little skew against this machine's.
 CLOCK_SKEW_S = 1.0
 _REPORT_ID = re.compile(r"^REPORT RequestId: (\S+)")

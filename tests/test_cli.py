@@ -179,12 +179,12 @@ def lab_args(monkeypatch):
 @pytest.mark.parametrize(
     ("argv", "jupyter_args", "cloud_port", "notebooks"),
     [
-        (["--port", "9999", "--no-browser"], ["--port", "9999", "--no-browser"], 5055, "notebooks"),
+        (["--port", "9999", "--no-browser"], ["--port", "9999", "--no-browser"], 5055, "None"),
         (["--no-browser", "--cloud-port", "0", "--notebooks", "nb", "--port=1"], ["--no-browser", "--port=1"], 0, "nb"),
-        (["--", "--allow-root"], ["--allow-root"], 5055, "notebooks"),
+        (["--", "--allow-root"], ["--allow-root"], 5055, "None"),
         # `--no` is JupyterLab's, not an abbreviation of --notebooks.
         (["--no", "--notebooks=nb"], ["--no"], 5055, "nb"),
-        ([], [], 5055, "notebooks"),
+        ([], [], 5055, "None"),
     ],
 )
 def test_lab_passes_every_argument_it_does_not_know_to_jupyterlab(lab_args, argv, jupyter_args, cloud_port, notebooks):

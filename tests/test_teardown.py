@@ -94,6 +94,23 @@ def test_foreign_resources_with_similar_names_survive_down(make_lab):
     sns_client.delete_topic(TopicArn=next(t["TopicArn"] for t in sns_client.list_topics()["Topics"]))
 
 
+def test_untagged_deletes_what_a_student_built_without_the_tags_and_nothing_of_other_names(make_lab):
+    """GIVEN a table and a DLQ a student created in an exercise without labkit's tags, beside a table of another name
+    WHEN `down(untagged=True)` runs THEN both of the pipeline's names go, the other table stays."""
+    lab = make_lab("u1")
+    ddb, sqs_client = lab.clients("dynamodb"), lab.clients("sqs")
+    for name in ("u1-Orders", "u1-Orders-archive"):
+        _table(ddb, name)
+    sqs_client.create_queue(QueueName="u1-OrderDLQ")
+    assert {f.kind for f in teardown.plan(lab.config, lab.clients).keep} == {"table", "dlq"}
+
+    removed = lab.down(untagged=True)
+
+    assert removed["table"] and removed["dlq"]
+    assert {t for t in ddb.list_tables()["TableNames"] if t.startswith("u1-")} == {"u1-Orders-archive"}
+    ddb.delete_table(TableName="u1-Orders-archive")
+
+
 def test_the_plan_warns_what_deleting_discards(make_lab):
     lab = make_lab("w1")
     lab.up()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -90,6 +92,38 @@ def test_labkit_lab_opens_the_working_copies(tmp_path: Path, monkeypatch: pytest
     (command,) = commands
     assert f"--notebook-dir={tmp_path / WORK_DIR}" in command
     assert (tmp_path / WORK_DIR / "01_create_table.ipynb").is_file()
+
+
+def test_labkit_lab_opens_the_student_edition_and_the_instructors_one_flag_away(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a checkout with both editions
+    for edition in ("notebooks", "student"):
+        (tmp_path / edition).mkdir()
+        shutil.copyfile(ROOT / edition / "01_create_table.ipynb", tmp_path / edition / "01_create_table.ipynb")
+    monkeypatch.chdir(tmp_path)
+    started: list[tuple[list[str], dict[str, str]]] = []
+    monkeypatch.setattr(jupyterlab, "run", lambda command, env: started.append((command, env)) or 0)
+
+    # WHEN `labkit lab` runs, then `labkit lab --instructor`
+    assert main(["lab", "--cloud-port", "0"]) == 0
+    assert main(["lab", "--instructor", "--cloud-port", "0"]) == 0
+
+    # THEN the first opens copies of the student edition, with nbgrader's instructor tools switched off
+    (student, student_env), (teacher, teacher_env) = started
+    assert f"--notebook-dir={tmp_path / WORK_DIR}" in student
+    copied = json.loads((tmp_path / WORK_DIR / "01_create_table.ipynb").read_text(encoding="utf-8"))
+    assert "# YOUR CODE HERE" in "".join("".join(c["source"]) for c in copied["cells"] if c["cell_type"] == "code")
+    config = Path(student_env["JUPYTER_CONFIG_PATH"].split(os.pathsep)[0])
+    page = json.loads((config / "labconfig" / "page_config.json").read_text(encoding="utf-8"))
+    assert page == {"disabledExtensions": {"@jupyter/nbgrader": True}}
+    server = json.loads((config / "jupyter_server_config.json").read_text(encoding="utf-8"))
+    assert set(server["ServerApp"]["jpserver_extensions"].values()) == {False}
+    # AND the second copies of the instructor edition, apart, with the solutions and nbgrader as installed
+    assert f"--notebook-dir={tmp_path / WORK_DIR / 'instructor'}" in teacher
+    solved = (tmp_path / WORK_DIR / "instructor" / "01_create_table.ipynb").read_text(encoding="utf-8")
+    assert "### BEGIN SOLUTION" in solved
+    assert "JUPYTER_CONFIG_PATH" not in teacher_env or str(config) not in teacher_env["JUPYTER_CONFIG_PATH"]
 
 
 @pytest.mark.slow

@@ -16,11 +16,15 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 from labkit.config import ENV_ENDPOINT, Config
 from labkit.errors import ConfigError
 from labkit.lab import connect
 from labkit.orders import MALFORMED_BODY, SAMPLE_ORDER
+
+# The instructor edition's folder; the student edition's is `labkit.notebook.editions.STUDENT_DIR`.
+INSTRUCTOR_DIR = "notebooks"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -46,11 +50,14 @@ def cmd_lab(args: argparse.Namespace) -> int:
     """Serve the local cloud and run JupyterLab against it, as `make lab` does; stop both on Ctrl-C or SIGTERM."""
     from labkit.localcloud import LocalCloud
     from labkit.notebook import jupyterlab
-    from labkit.notebook.workspace import working_copy
+    from labkit.notebook.editions import STUDENT_DIR
+    from labkit.notebook.workspace import WORK_DIR, working_copy
 
-    if not args.notebooks.is_dir():
-        raise ConfigError(f"No notebooks folder at {args.notebooks}: run from the repository or pass --notebooks.")
-    folder, _ = working_copy(args.notebooks)
+    source = args.notebooks or Path(INSTRUCTOR_DIR if args.instructor else STUDENT_DIR)
+    if not source.is_dir():
+        raise ConfigError(f"No notebooks folder at {source}: run from the repository or pass --notebooks.")
+    # The instructor edition's copies sit apart from a student's own work.
+    folder, _ = working_copy(source, source.resolve().parent / WORK_DIR / "instructor" if args.instructor else None)
     as_root = hasattr(os, "geteuid") and os.geteuid() == 0
     command = jupyterlab.command(folder, args.jupyter_args, as_root=as_root)
     try:
@@ -65,11 +72,32 @@ def cmd_lab(args: argparse.Namespace) -> int:
         print("labkit: running as root, so JupyterLab starts with --allow-root", file=sys.stderr, flush=True)
     print(f"Kernels idle for {jupyterlab.KERNEL_IDLE_MINUTES} minutes are stopped to save memory.", flush=True)
     env = dict(os.environ, **{ENV_ENDPOINT: str(cloud.endpoint_url)})
-    print(f"Opening your copies in {folder} (git-ignored); {args.notebooks} stays as it is.", flush=True)
+    if not args.instructor:
+        # The student edition opens without nbgrader's instructor tools (when the instructor extra is installed).
+        config = jupyterlab.student_config(folder.parent / ".labkit" / "jupyter")
+        env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(filter(None, [str(config), os.environ.get("JUPYTER_CONFIG_PATH")]))
+    edition = "instructor edition, with the solutions" if args.instructor else "student edition"
+    print(f"Opening your copies of the {edition} in {folder} (git-ignored); {source} stays as it is.", flush=True)
     try:
         return jupyterlab.run(command, env)
     finally:
         cloud.stop()
+
+
+def cmd_course(args: argparse.Namespace) -> int:
+    """Lay out an nbgrader course directory, or write nbgrader's student edition of the notebooks."""
+    from labkit.notebook import editions
+
+    if args.student_edition:
+        written = editions.generate_student_edition(args.notebooks, args.dir)
+        print(
+            f"wrote the student edition ({len(written)} notebooks) to {args.dir}, made by nbgrader from {args.notebooks}"
+        )
+        return 0
+    source = editions.write_course(args.dir, args.notebooks)
+    print(f"course {editions.COURSE_ID} in {args.dir}: nbgrader_config.py, and {source} (the instructor edition)")
+    print(f"next, in {args.dir}: nbgrader generate_assignment {editions.ASSIGNMENT}  (the student edition: release/)")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

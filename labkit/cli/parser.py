@@ -43,7 +43,26 @@ def build() -> argparse.ArgumentParser:
     lab.add_argument(
         "--cloud-port", type=int, default=DEFAULT_PORT, help=f"local cloud port (default {DEFAULT_PORT}; 0: any free)"
     )
-    lab.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="folder to open (default notebooks)")
+    lab.add_argument(
+        "--instructor",
+        action="store_true",
+        help="open the instructor edition (notebooks/, with the solutions) instead of the student edition (student/)",
+    )
+    lab.add_argument("--notebooks", type=Path, default=None, help="a folder of notebooks to open copies of instead")
+
+    course = add(
+        "course",
+        local.cmd_course,
+        "lay out an nbgrader course in DIR (nbgrader_config.py, source/orders-lab/) for `nbgrader generate_assignment`, "
+        "`autograde` and `export`; with --student-edition, also refresh the student edition there (needs nbgrader)",
+    )
+    course.add_argument("dir", type=Path, metavar="DIR", help="the course directory (made if missing)")
+    course.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="the instructor edition")
+    course.add_argument(
+        "--student-edition",
+        action="store_true",
+        help="write nbgrader's student edition of the notebooks into DIR instead of a course (how student/ is made)",
+    )
 
     add("up", pipeline.cmd_up, "build the whole pipeline (steps 1-4); safe to run again")
 
@@ -71,6 +90,11 @@ def build() -> argparse.ArgumentParser:
 
     down = add("down", pipeline.cmd_down, "delete the pipeline's resources that labkit created (its tags, this prefix)")
     down.add_argument("--yes", action="store_true", help="on a real AWS account, delete without asking")
+    down.add_argument(
+        "--untagged",
+        action="store_true",
+        help="also delete resources of the pipeline's names that lack labkit's tags (built by hand, without them)",
+    )
 
     demo = add("demo", local.cmd_demo, "build, feed and inspect the pipeline in a throwaway in-process local cloud")
     demo.add_argument("--visibility-timeout", type=int, default=2, help="seconds before a failed message is retried")

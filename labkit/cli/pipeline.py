@@ -187,7 +187,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     from labkit.resources import teardown
 
     lab = common.connected_lab()
-    chosen = teardown.plan(lab.config, lab.clients)
+    chosen = teardown.plan(lab.config, lab.clients, untagged=args.untagged)
     if lab.config.backend == BACKEND_AWS and chosen.delete and not args.yes:
         print(f"In AWS account {lab.clients.account_id} ({lab.config.region}) labkit down deletes:")
         for found in chosen.delete:

@@ -10,12 +10,17 @@ from typing import Any
 from labkit.config import PARTITION_KEY, TABLE_NAME
 from labkit.grading.checks import TYPE_NAMES, key_problem
 from labkit.grading.facts import Facts
+from labkit.grading.function_log import log_messages
+from labkit.grading.lookups import Missing
 from labkit.grading.policy import allows, principal_services, statement_covers, statements
 from labkit.grading.probe import run_probe
 from labkit.grading.registry import Outcome, check, fail, ok
 from labkit.grading.rubric import Rubric
+from labkit.lambdaerrors import message_lines
+from labkit.lambdalog import SUCCESS_OUTCOMES, parse_record
 
 LAMBDA_SERVICE = "lambda.amazonaws.com"
+
 _PYTHON_RUNTIME_RE = re.compile(r"^python3\.(\d+)$")
 
 
@@ -230,6 +235,38 @@ def order_sample(facts: Facts, rubric: Rubric) -> Outcome:
         return fail(f"Order {order_id} in table {name} is not the sample order: {'; '.join(problems)}.")
     return ok(
         f"Table {name} holds order {order_id} with the sample's userId, itemName, quantity, status and timestamp."
+    )
+
+
+@check("order.sample_logged", 5, "The function processed the sample order (its log says so)")
+def order_sample_logged(facts: Facts, rubric: Rubric) -> Outcome:
+    """Check: the function's log holds its line for the sample order, so it came through the pipeline."""
+    order_id = str(rubric.sample_order["orderId"])
+    function = facts.function_name()
+    since_ms = int((facts.since or 0) * 1000)
+    # The order may have come through a function the queue triggered before the graded one (a draft, a copy).
+    try:
+        names = [function, *facts.other_functions()]
+    except Missing:
+        names = [function]
+    lines = [
+        line
+        for name in names
+        for message in log_messages(facts.clients, name, since_ms)
+        for line in message_lines(message)
+    ]
+    records = [r for line in lines if (r := parse_record({"message": line})) and r.order_id == order_id]
+    when = " since this notebook started" if facts.since else ""
+    if any(r.outcome in SUCCESS_OUTCOMES for r in records):
+        return ok(f"Function {function}'s log shows it took order {order_id}{when} ({records[-1].outcome}).")
+    if records:
+        return fail(
+            f"Function {function} refused order {order_id}{when}: {records[-1].outcome} ({records[-1].reason}). "
+            "Publish the sample order exactly as the assignment gives it."
+        )
+    return fail(
+        f"Function {function}'s log has no line for order {order_id}{when}: publish the sample order to topic "
+        f"{facts.config.topic_name} (writing it into the table directly skips the pipeline this step tests)."
     )
 
 

@@ -63,7 +63,12 @@ def dlq_triggers(facts: Facts, rubric: Rubric) -> Outcome:
     dlq = facts.dlq()  # without a DLQ its wiring cannot be right: Missing fails the check, saying to build it
     mappings = facts.dlq_mappings()
     if not mappings:
-        return ok(f"No trigger reads dead-letter queue {dlq.name}.")
+        # Wired right means the trigger reads the order queue: with no trigger at all there is no wiring to credit.
+        mapping = facts.mapping()
+        return ok(
+            f"No trigger reads dead-letter queue {dlq.name}; the function's trigger reads {facts.queue().name} "
+            f"(mapping {mapping.get('UUID')})."
+        )
     edges = graph(facts)
     found = []
     for mapping in mappings:

@@ -36,6 +36,7 @@ def grade(
     probe: bool = True,
     rubric: RubricSource = None,
     only: Collection[str] | None = None,
+    since: float | None = None,
 ) -> Report:
     """Check one student's pipeline step by step and score it.
 
@@ -47,6 +48,7 @@ def grade(
             clean up. False reads only, for accounts where publishing is not allowed.
         rubric: points and requirements: a Rubric, a JSON file overriding the default, or a mapping.
         only: the ids of the checks to run (a notebook's check cell grades its own step); default: all.
+        since: epoch seconds before which the function's log is no evidence (a notebook's session); default: all of it.
     Returns:
         The report: one result per check, scores per step.
     Raises:
@@ -65,7 +67,7 @@ def grade(
     chosen = sorted(
         (c for c in CHECKS if (probe or not c.probe) and (only is None or c.id in only)), key=lambda c: c.step
     )
-    facts = Facts(config, clients, selected={c.id for c in chosen})
+    facts = Facts(config, clients, selected={c.id for c in chosen}, since=since)
     results = tuple(run_check(check, facts, rules) for check in chosen)
     target = {
         "backend": config.backend,

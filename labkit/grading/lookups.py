@@ -50,9 +50,13 @@ class Queue:
 class Lookups:
     """Read-only lookups of one student's table, topic and queues, cached for the length of one grading run."""
 
-    def __init__(self, config: Config, clients: Clients, selected: Collection[str] | None = None) -> None:
+    def __init__(
+        self, config: Config, clients: Clients, selected: Collection[str] | None = None, since: float | None = None
+    ) -> None:
         self.config = config
         self.clients = clients
+        # Evidence older than this (epoch seconds) is not this run's: a notebook's check judges its own session.
+        self.since = since
         # The ids of the checks this run grades (None: all), so a probe sends only what they need.
         self.selected = frozenset(selected) if selected is not None else None
         self._memo: dict[str, tuple[bool, Any]] = {}

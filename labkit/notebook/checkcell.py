@@ -20,7 +20,7 @@ from labkit.grading import CheckResult, default_rubric
 from labkit.lab import Lab
 from labkit.notebook.catchup import caught_up
 from labkit.notebook.exercises import EXERCISES, Exercise
-from labkit.notebook.runchecks import OWN_CHECKS
+from labkit.notebook.runchecks import OWN_CHECKS, STARTED_AT
 
 PASS, FAIL = "✓", "✗"
 
@@ -99,7 +99,7 @@ def check(lab: Lab, exercise: str, **context: Any) -> CheckCell:
         raise ConfigError(f"No exercise {exercise!r}: the exercises are {', '.join(EXERCISES)}.")
     results: list[CheckResult] = []
     if found.checks:
-        results.extend(lab.grade(only=found.checks).checks)
+        results.extend(lab.grade(only=found.checks, since=lab.session.get(STARTED_AT)).checks)
     rubric = default_rubric()
     for check_id in found.own:
         own: Callable[..., tuple[bool, str]] = OWN_CHECKS[check_id]

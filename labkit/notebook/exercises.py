@@ -3,7 +3,10 @@
 An exercise's check cell runs the grader's checks of its step (`labkit.grading`, the same ids, points
 and messages `labkit grade` reports) and, for the two exercises that are runs rather than resources
 (notebooks 06 and 07), a check of their own with its points in the same rubric. Every grading check
-belongs to exactly one exercise, so full marks in the notebooks are full marks in `labkit grade`.
+belongs to exactly one exercise, so full marks in the notebooks are full marks in `labkit grade`, and
+to the exercise whose work it judges: the probe order and the malformed message go through the whole
+pipeline, so they judge the trigger, the piece that completes it; none is earned by what a catch-up
+cell built.
 """
 
 from __future__ import annotations
@@ -92,7 +95,15 @@ EXERCISES = {
             "04",
             4,
             "Add the SQS trigger",
-            ("mapping.exists", "mapping.enabled", "mapping.batch_size", "queue.visibility_timeout", "dlq.triggers"),
+            (
+                "mapping.exists",
+                "mapping.enabled",
+                "mapping.batch_size",
+                "queue.visibility_timeout",
+                "dlq.triggers",
+                "probe.order_stored",
+                "probe.malformed_to_dlq",
+            ),
             "lambda.create_event_source_mapping with the queue's ARN, BatchSize and FunctionResponseTypes "
             "(console: Lambda > your function > Add trigger > SQS)",
         ),
@@ -101,7 +112,7 @@ EXERCISES = {
             "05",
             5,
             "Publish the sample order",
-            ("order.sample", "probe.order_stored"),
+            ("order.sample", "order.sample_logged"),
             "sns.publish(TopicArn=..., Message=json.dumps(order)), then dynamodb.get_item (console: SNS > "
             "Topics > Publish message; DynamoDB > Explore items)",
         ),
@@ -110,7 +121,7 @@ EXERCISES = {
             "06",
             6,
             "Fix the failed order and send it back",
-            ("probe.malformed_to_dlq",),
+            (),
             "sqs.receive_message on the DLQ, find your order, sqs.send_message of the fixed body to the queue, "
             "then sqs.delete_message on the DLQ (console: SQS > OrderDLQ > Send and receive messages)",
             own=("failures.fixed_and_redriven",),

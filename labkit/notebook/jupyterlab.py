@@ -8,6 +8,7 @@ period.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -26,6 +27,32 @@ KERNEL_CULL_SETTINGS = {
 }
 # How long JupyterLab may take to stop its kernels after SIGTERM before its process group is killed.
 LAB_STOP_GRACE_S = 20.0
+# nbgrader's parts in JupyterLab (the instructor extra installs them): its formgrader, assignment list and
+# "Create Assignment" panel are an instructor's tools, and a student opening the student edition should
+# meet the lab, not them. Switched off for `labkit lab` through a config folder of labkit's own.
+NBGRADER_SERVER_EXTENSIONS = (
+    "nbgrader.server_extensions.formgrader",
+    "nbgrader.server_extensions.validate_assignment",
+    "nbgrader.server_extensions.assignment_list",
+    "nbgrader.server_extensions.course_list",
+)
+NBGRADER_LAB_EXTENSION = "@jupyter/nbgrader"
+
+
+def student_config(folder: Path) -> Path:
+    """Write a Jupyter config folder that switches nbgrader's extensions off; returns it, for JUPYTER_CONFIG_PATH.
+
+    Folders on JUPYTER_CONFIG_PATH rank above the environment's own, so these settings win over the ones
+    nbgrader installed (https://docs.jupyter.org/en/latest/use/jupyter-directories.html#configuration-files),
+    and JupyterLab reads disabled extensions from their `labconfig/page_config.json`.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    server = {"ServerApp": {"jpserver_extensions": dict.fromkeys(NBGRADER_SERVER_EXTENSIONS, False)}}
+    (folder / "jupyter_server_config.json").write_text(json.dumps(server, indent=2), encoding="utf-8")
+    (folder / "labconfig").mkdir(exist_ok=True)
+    page = {"disabledExtensions": {NBGRADER_LAB_EXTENSION: True}}
+    (folder / "labconfig" / "page_config.json").write_text(json.dumps(page, indent=2), encoding="utf-8")
+    return folder
 
 
 def jupyter_args(unknown: Sequence[str]) -> list[str]:

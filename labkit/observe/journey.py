@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from labkit.errors import InputError
+from labkit.lambdalog import SUCCESS_OUTCOMES
 from labkit.observe import logs
 
 # decode_body and scan_dlq are read here too by notebooks saved before they moved to observe.dlq.
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
     from labkit.lab import Lab
 
-SUCCESS_OUTCOMES = ("stored", "updated", "duplicate", "stale")
 POLL_S = 0.2
 # Added to the time retries take, for the function's log lines to arrive (CloudWatch Logs lag on AWS).
 TIMEOUT_MARGIN_S = 15.0

@@ -76,15 +76,24 @@ def required_tags(config: Config) -> dict[str, str]:
     return {key: value for key, value in config.tags.items() if key.split(":")[0] == TAG_KEY.split(":")[0]}
 
 
-def plan(config: Config, clients: Clients) -> Plan:
-    """Find the pipeline's resources by name and tell labkit's (tagged, this prefix) from the others."""
+def plan(config: Config, clients: Clients, untagged: bool = False) -> Plan:
+    """Find the pipeline's resources by name and tell labkit's (tagged, this prefix) from the others.
+
+    With *untagged*, a resource of the pipeline's name without labkit's tags is deleted too: one the
+    student built in an exercise or the console without the tags, on their own say-so.
+    """
     wanted = required_tags(config)
     found: list[Found] = []
 
     def add(kind: str, name: str, resource_arn: str, tags: dict[str, str], note: str = "") -> None:
         owned = all(tags.get(k) == v for k, v in wanted.items())
-        if not owned:
-            note = f"no {TAG_KEY}={wanted[TAG_KEY]} tag for this prefix: labkit did not create it"
+        if not owned and untagged:
+            owned, note = True, "no labkit tags: deleted as asked (untagged)"
+        elif not owned:
+            note = (
+                f"no {TAG_KEY}={wanted[TAG_KEY]} tag for this prefix: labkit did not create it "
+                "(if you did, without the tags, delete it with `labkit down --untagged`)"
+            )
         found.append(Found(kind, name, resource_arn, owned, note))
 
     function = _lookup(lambda: clients("lambda").get_function(FunctionName=config.function_name))
@@ -140,13 +149,14 @@ def execute(config: Config, clients: Clients, chosen: Plan) -> dict[str, bool]:
     return {kind: kind in owned and deleters[kind]() for kind in KINDS}
 
 
-def teardown(config: Config, clients: Clients, confirm: bool = False) -> dict[str, bool]:
-    """Delete what labkit built for *config*; on a real AWS account only with *confirm*.
+def teardown(config: Config, clients: Clients, confirm: bool = False, untagged: bool = False) -> dict[str, bool]:
+    """Delete what labkit built for *config* (with *untagged*, also what has its names but not its tags);
+    on a real AWS account only with *confirm*.
 
     Raises:
         ConfirmationRequired: the backend is AWS, something would be deleted, and *confirm* is False.
     """
-    chosen = plan(config, clients)
+    chosen = plan(config, clients, untagged)
     if config.backend == BACKEND_AWS and chosen.delete and not confirm:
         names = ", ".join(f"{f.kind} {f.name}" for f in chosen.delete)
         raise ConfirmationRequired(

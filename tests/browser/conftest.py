@@ -23,6 +23,8 @@ from typing import Any, NoReturn
 
 import pytest
 
+from student import VIEWPORT, Student
+
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
@@ -190,13 +192,17 @@ class JupyterServer:
 
 
 @pytest.fixture(scope="module")
-def jupyter(cloud_endpoint: str, artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
+def jupyter(
+    request: pytest.FixtureRequest, cloud_endpoint: str, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[JupyterServer]:
     """JupyterLab on 127.0.0.1 (a free port, a token, no browser) serving a temporary copy of the notebooks."""
-    if not NOTEBOOKS.is_dir():
-        pytest.fail(f"No notebooks folder at {NOTEBOOKS}", pytrace=False)
+    # A test module may name the edition it opens (EDITION = the student edition's folder); the instructor's by default.
+    edition = getattr(request.module, "EDITION", NOTEBOOKS)
+    if not edition.is_dir():
+        pytest.fail(f"No notebooks folder at {edition}", pytrace=False)
     base = tmp_path_factory.mktemp("jupyterlab")
     root = base / "notebooks"
-    shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    shutil.copytree(edition, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     dirs = {name: base / name for name in ("runtime", "config", "data", "ipython", "workspaces", "settings")}
     for path in dirs.values():
         path.mkdir()
@@ -269,3 +275,13 @@ def browser(chromium_path: str) -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture
+def student(request: pytest.FixtureRequest, browser: Any, jupyter: Any, artifacts: Path) -> Iterator[Student]:
+    """A fresh browser context (no cookies, no stored layout) on the running JupyterLab."""
+    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+    try:
+        yield Student(context.new_page(), jupyter, artifacts, name=request.node.name.removeprefix("test_"))
+    finally:
+        context.close()
