@@ -17,13 +17,14 @@ import labkit
 
 PACKAGE = Path(labkit.__file__).parent
 
-CORE = {"config", "errors", "session", "aws", "orders", "events", "lambdaerrors", "lambdalog"}
+CORE = {"config", "errors", "session", "aws", "orders", "events", "lambdaerrors", "lambdalog", "cfnyaml"}
 # Rank of each layer; a module may import its own group and any group of a lower rank.
 RANKS = {
     "core": 0,
     "resources": 1,
     "localcloud": 1,
     "grading": 1,
+    "iac": 1,
     "lab": 2,
     "observe": 3,
     "experiments": 4,

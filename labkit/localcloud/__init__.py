@@ -23,7 +23,9 @@ from typing import Any
 from labkit.config import BACKEND_ENDPOINT, BACKEND_MOTO, Config
 from labkit.localcloud import queues, seam, signals
 from labkit.localcloud.runtime import FunctionRuntime, Invocation
+from labkit.localcloud.seam import cloudformation, lambdacode
 from labkit.localcloud.service import LambdaService
+from labkit.localcloud.stacks import StackEngine
 from labkit.session import LOCAL_CREDENTIALS, Clients
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,11 @@ class LocalCloud:
         )
         self.service = LambdaService(self.clients, self.runtime, pollers_per_mapping=pollers_per_mapping)
         seam.install(self._invoke_from_api)
+        # Stacks are made through the cloud's own API, as an administrator, so its rules hold for them.
+        self._regional: dict[str, Clients] = {config.region: self.clients}
+        self.stacks = StackEngine(self._clients_in)
+        cloudformation.install(self.stacks)
+        lambdacode.install(self.function_endpoint)
         signals.install()
         queues.install()
         # With IAM enforced, labkit's local key is an administrator's and the handler runs with the
@@ -71,6 +78,11 @@ class LocalCloud:
         self._enforcing = config.enforce_iam
         if self._enforcing:
             seam.enable_iam(LOCAL_CREDENTIALS["aws_access_key_id"], LOCAL_CREDENTIALS["aws_secret_access_key"])
+
+    def _clients_in(self, region: str) -> Clients:
+        if region not in self._regional:
+            self._regional[region] = Clients(self.config.with_(region=region))
+        return self._regional[region]
 
     def _invoke_from_api(self, function_arn: str, event: dict[str, Any]) -> tuple[str, bool, str]:
         return invoke_result_for_api(self.runtime.invoke(function_arn, event))
@@ -124,7 +136,9 @@ class LocalCloud:
         return self.runtime.endpoint_url
 
     def stop(self) -> None:
-        """Stop the Lambda service, then moto."""
+        """Stop the stack operations and the Lambda service, then moto."""
+        self.stacks.stop()
+        cloudformation.uninstall(self.stacks)
         self.service.stop()
         self.runtime.close()
         if self._enforcing:
