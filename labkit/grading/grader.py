@@ -17,6 +17,7 @@ from labkit.grading.lookups import Missing
 from labkit.grading.registry import CHECKS, Check, Outcome, fail
 from labkit.grading.report import CheckResult, Report
 from labkit.grading.rubric import Rubric, load_rubric
+from labkit.grading.stacks import explain_missing
 from labkit.session import Clients
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ def grade(
     account = clients.account_id
     facts = Facts(config, clients)
     results = tuple(run_check(check, facts, rules) for check in CHECKS if probe or not check.probe)
+    # A missing resource that a stack failed to create is explained by the stack, not "create it first".
+    results = explain_missing(results, config, clients)
     target = {
         "backend": config.backend,
         "endpoint": config.endpoint_url or "",
