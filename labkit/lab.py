@@ -353,6 +353,15 @@ class Lab:
         events = iac.stack_events(self.clients, self._stack_name(prefix))
         return pd.DataFrame(events, columns=["time", "resource", "type", "status", "reason"])
 
+    def stack_resources(self, prefix: str | None = None) -> pd.DataFrame:
+        """The resources of *prefix*'s stack (default: this lab's): logical id, type, physical id, status."""
+        import pandas as pd
+
+        from labkit import iac
+
+        rows = iac.stack_resources(self.clients, self._stack_name(prefix))
+        return pd.DataFrame(rows, columns=["resource", "type", "physical_id", "status", "reason"])
+
     def delete_stack(self, prefix: str | None = None, wait: bool = True) -> bool:
         """Delete *prefix*'s stack (default: this lab's) and all it made; True if it existed."""
         from labkit import iac

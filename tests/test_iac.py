@@ -87,6 +87,13 @@ def test_cfn_lint_catches_a_key_type_aws_does_not_have():
     assert "'HASH' was expected" in str(findings[-1])
 
 
+def test_the_lab_lints_its_template_and_a_students():
+    """`lab.lint_template()`: cfn-lint's findings for infra/template.yaml (none), or for any template text."""
+    assert Lab.lint_template() == []
+    wrong = iac.TEMPLATE_PATH.read_text().replace("!GetAtt OrderQueue.Arn", "!GetAtt OrderQueue.QueueArn", 1)
+    assert {f.rule for f in Lab.lint_template(wrong)} >= {"E1010"}
+
+
 # Packaging.
 
 
@@ -138,6 +145,21 @@ def test_a_changed_batch_size_is_the_one_difference():
         "changed",
     )
     assert (difference.left, difference.right) == (1, 10)
+
+
+def test_the_lab_shows_the_differences_as_a_table():
+    changed = iac.TEMPLATE_PATH.read_text().replace("maxReceiveCount: 3", "maxReceiveCount: 5")
+    table = Lab.diff_templates(iac.TEMPLATE_PATH, changed)
+    assert table.to_dict("records") == [
+        {
+            "resource": "OrderQueue",
+            "type": "AWS::SQS::Queue",
+            "change": "changed",
+            "property": "RedrivePolicy.maxReceiveCount",
+            "left": 3,
+            "right": 5,
+        }
+    ]
 
 
 # Exporting what was built.

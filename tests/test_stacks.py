@@ -163,6 +163,18 @@ def test_every_resource_is_listed_with_its_ids(pipeline, lab):
     assert [(r["StackName"], r["LogicalResourceId"]) for r in owned] == [("p2-OrdersLab", "OrderProcessor")]
 
 
+def test_the_lab_shows_the_stacks_events_and_resources_as_tables(pipeline, lab):
+    """Notebook 09's views: `lab.stack_events` (oldest first) and `lab.stack_resources`, from DescribeStackEvents
+    and ListStackResources. https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/view-stack-events.html"""
+    table = lab.stack_events(prefix="p2")
+    assert list(table.columns) == ["time", "resource", "type", "status", "reason"]
+    assert (table.iloc[0]["status"], table.iloc[-1]["status"]) == ("REVIEW_IN_PROGRESS", "CREATE_COMPLETE")
+    assert table["time"].is_monotonic_increasing
+    resources = lab.stack_resources(prefix="p2").set_index("resource")
+    assert resources.loc["OrdersTable", "physical_id"] == "p2-Orders"
+    assert set(resources["status"]) == {"CREATE_COMPLETE"}
+
+
 def test_get_template_gives_the_original_and_the_processed_template(pipeline, lab):
     """GetTemplate: the template as given (with its Transform), or as processed (the SAM transform applied).
     https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_GetTemplate.html"""

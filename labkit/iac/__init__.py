@@ -15,7 +15,7 @@ from labkit.iac.diff import Difference, diff_templates
 from labkit.iac.export import export_template
 from labkit.iac.lint import Finding, lint_template
 from labkit.iac.names import STACK_NAME, TEMPLATE_PATH, stack_name
-from labkit.iac.stacks import StackResult, delete_stack, deploy_stack, stack_events, wait_for_stack
+from labkit.iac.stacks import StackResult, delete_stack, deploy_stack, stack_events, stack_resources, wait_for_stack
 
 __all__ = [
     "STACK_NAME",
@@ -30,5 +30,6 @@ __all__ = [
     "lint_template",
     "stack_events",
     "stack_name",
+    "stack_resources",
     "wait_for_stack",
 ]

@@ -195,6 +195,21 @@ def stack_events(clients: Clients, stack: str) -> list[dict[str, Any]]:
     ]
 
 
+def stack_resources(clients: Clients, stack: str) -> list[dict[str, Any]]:
+    """The stack's resources: logical id, type, physical id, status (and the reason of a failure)."""
+    rows = paginate(clients("cloudformation"), "list_stack_resources", "StackResourceSummaries", StackName=stack)
+    return [
+        {
+            "resource": row["LogicalResourceId"],
+            "type": row["ResourceType"],
+            "physical_id": row.get("PhysicalResourceId", ""),
+            "status": row["ResourceStatus"],
+            "reason": row.get("ResourceStatusReason", ""),
+        }
+        for row in rows
+    ]
+
+
 def delete_stack(clients: Clients, stack: str, wait: bool = True, timeout: float = 300) -> bool:
     """Delete *stack* and everything it made; True if it existed. Raises ResourceError if a resource stays."""
     cfn = clients("cloudformation")
