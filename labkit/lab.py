@@ -12,18 +12,15 @@ from botocore.exceptions import ClientError
 
 from labkit.config import Config
 from labkit.errors import NotReadyError, ResourceError
+from labkit.iac.facade import StackMethods
 from labkit.orders import SAMPLE_ORDER
 from labkit.resources import dynamodb, functions, iam, sns, sqs, triggers
 from labkit.session import Clients
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import pandas as pd
 
     from labkit.grading import Report
-    from labkit.iac import Finding, StackResult
-    from labkit.iac.export import Exported
     from labkit.localcloud import LocalCloud
 
 log = logging.getLogger(__name__)
@@ -43,7 +40,7 @@ class Pipeline:
     mapping: triggers.MappingInfo
 
 
-class Lab:
+class Lab(StackMethods):
     """One student's pipeline on one backend."""
 
     def __init__(self, config: Config, clients: Clients | None = None, cloud: LocalCloud | None = None) -> None:
@@ -314,102 +311,11 @@ class Lab:
 
         return grade(self.config, self.clients, probe=probe, rubric=rubric)
 
-    # The pipeline as code (notebook 09): labkit.iac through this lab's backend.
+    # The pipeline as code (notebook 09): deploy_stack, stack_events, stack_resources, delete_stack,
+    # export_template, lint_template and diff_templates come from labkit.iac.facade.StackMethods.
     def for_prefix(self, prefix: str) -> Lab:
         """This backend (and local cloud) under another prefix's names, e.g. a stack's `<prefix>-Orders`."""
         return Lab(self.config.with_(prefix=prefix), self.clients, cloud=self.cloud)
-
-    def deploy_stack(
-        self,
-        template: Path | str | None = None,
-        prefix: str | None = None,
-        parameters: Mapping[str, str] | None = None,
-        wait: bool = True,
-        timeout: float = 300,
-    ) -> StackResult:
-        """Deploy *template* (default: infra/template.yaml) as the stack of *prefix* (default: this lab's).
-
-        Its `Prefix` parameter is set to *prefix* and the stack is called `<prefix>-OrdersLab`; local
-        code is packaged to S3 first, as `sam deploy` does. A rollback is a result (`.ok` False,
-        `.describe()` says why), not an error.
-        """
-        from labkit import iac
-
-        config = self.config.with_(prefix=self.config.prefix if prefix is None else prefix)
-        values = {"Prefix": config.prefix, **(parameters or {})}
-        result = iac.deploy_stack(
-            self.clients, template or iac.TEMPLATE_PATH, iac.stack_name(config), values, wait=wait, timeout=timeout
-        )
-        if self.cloud is not None:
-            self.cloud.service.refresh()
-        return result
-
-    def stack_events(self, prefix: str | None = None) -> pd.DataFrame:
-        """The events of *prefix*'s stack (default: this lab's), oldest first, as a table."""
-        import pandas as pd
-
-        from labkit import iac
-
-        events = iac.stack_events(self.clients, self._stack_name(prefix))
-        return pd.DataFrame(events, columns=["time", "resource", "type", "status", "reason"])
-
-    def stack_resources(self, prefix: str | None = None) -> pd.DataFrame:
-        """The resources of *prefix*'s stack (default: this lab's): logical id, type, physical id, status."""
-        import pandas as pd
-
-        from labkit import iac
-
-        rows = iac.stack_resources(self.clients, self._stack_name(prefix))
-        return pd.DataFrame(rows, columns=["resource", "type", "physical_id", "status", "reason"])
-
-    def delete_stack(self, prefix: str | None = None, wait: bool = True) -> bool:
-        """Delete *prefix*'s stack (default: this lab's) and all it made; True if it existed."""
-        from labkit import iac
-
-        return iac.delete_stack(self.clients, self._stack_name(prefix), wait=wait)
-
-    def export_template(self, path: Path | str | None = None) -> Exported:
-        """A template of this lab's pipeline as built (any way), written to *path* with its code if given."""
-        from pathlib import Path
-
-        from labkit import iac
-
-        exported = iac.export_template(self.config, self.clients)
-        if path is not None:
-            exported.write(Path(path))
-        return exported
-
-    @staticmethod
-    def lint_template(template: Path | str | None = None) -> list[Finding]:
-        """cfn-lint's findings for *template* (default: infra/template.yaml); empty when it is clean."""
-        from labkit import iac
-
-        return iac.lint_template(template or iac.TEMPLATE_PATH)
-
-    @staticmethod
-    def diff_templates(left: Any, right: Any) -> pd.DataFrame:
-        """How *right* differs from *left* (paths, texts or dicts), resource by resource, as a table."""
-        import pandas as pd
-
-        from labkit import iac
-
-        rows = [
-            {
-                "resource": d.resource,
-                "type": d.type,
-                "change": d.kind,
-                "property": d.path,
-                "left": d.left,
-                "right": d.right,
-            }
-            for d in iac.diff_templates(left, right)
-        ]
-        return pd.DataFrame(rows, columns=["resource", "type", "change", "property", "left", "right"])
-
-    def _stack_name(self, prefix: str | None) -> str:
-        from labkit import iac
-
-        return iac.stack_name(self.config.with_(prefix=self.config.prefix if prefix is None else prefix))
 
     # Lookups with a clear message when a step is missing.
     def _topic_arn(self) -> str:

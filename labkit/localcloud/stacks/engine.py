@@ -9,7 +9,6 @@ https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Operations
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from labkit.errors import InputError
 from labkit.localcloud.stacks import runner
 from labkit.localcloud.stacks.model import ChangeSet, Stack, StackStore
 from labkit.localcloud.stacks.provision import Context
+from labkit.localcloud.stacks.queries import StackFault, StackQueries, validation
 from labkit.localcloud.stacks.template import TemplateError, resolve_parameters
 from labkit.localcloud.stacks.transform import (
     CAPABILITY_AUTO_EXPAND,
@@ -40,20 +40,7 @@ SETTLED = frozenset(
 )
 
 
-class StackFault(Exception):
-    """An error the CloudFormation API answers with: AWS's code and message."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def _validation(message: str) -> StackFault:
-    return StackFault("ValidationError", message)
-
-
-class StackEngine:
+class StackEngine(StackQueries):
     """Stacks of one local cloud: checked at once, built and deleted in threads that stop with the cloud."""
 
     def __init__(self, clients_for: Callable[[str], Clients]) -> None:
@@ -101,15 +88,15 @@ class StackEngine:
         kind = request.get("ChangeSetType") or "UPDATE"
         if kind != "CREATE":
             if existing is None:
-                raise _validation(f"Stack [{name}] does not exist")
+                raise validation(f"Stack [{name}] does not exist")
             if existing.status == "ROLLBACK_COMPLETE":
-                raise _validation(f"Stack:{existing.stack_id} is in ROLLBACK_COMPLETE state and can not be updated.")
-            raise _validation(
+                raise validation(f"Stack:{existing.stack_id} is in ROLLBACK_COMPLETE state and can not be updated.")
+            raise validation(
                 f"labkit's local cloud does not update stacks: delete stack {name} "
                 f"(aws cloudformation delete-stack --stack-name {name}) and deploy it again."
             )
         if existing is not None and existing.status != "REVIEW_IN_PROGRESS":
-            raise _validation(
+            raise validation(
                 f"Stack [{name}] already exists and cannot be created again with the changeSet [{change_set_name}]."
             )
         template = self._load(request)
@@ -177,81 +164,6 @@ class StackEngine:
         self._start(f"create {stack.name}", lambda: runner.create(stack, context, order))
         return {}
 
-    # Reading.
-    def describe_stacks(self, store: StackStore, request: dict[str, Any]) -> dict[str, Any]:
-        """DescribeStacks: one stack by name or id, or every live one."""
-        name = request.get("StackName")
-        if name:
-            return {"Stacks": [self._stack(store, name).shape()]}
-        with store.lock:
-            stacks = [s for s in store.stacks.values() if s.status != "DELETE_COMPLETE"]
-        return {"Stacks": [s.shape() for s in stacks]}
-
-    def list_stacks(self, store: StackStore, request: dict[str, Any]) -> dict[str, Any]:
-        """ListStacks: every stack, deleted ones too, filtered by status."""
-        wanted = set(request.get("StackStatusFilter") or [])
-        with store.lock:
-            stacks = list(store.stacks.values())
-        return {"StackSummaries": [s.summary() for s in stacks if not wanted or s.status in wanted]}
-
-    def describe_stack_events(self, store: StackStore, request: dict[str, Any]) -> dict[str, Any]:
-        """DescribeStackEvents: newest first."""
-        stack = self._stack(store, request["StackName"])
-        with stack.lock:
-            return {"StackEvents": [event.shape() for event in reversed(stack.events)]}
-
-    def list_stack_resources(self, store: StackStore, request: dict[str, Any]) -> dict[str, Any]:
-        """ListStackResources."""
-        stack = self._stack(store, request["StackName"])
-        return {"StackResourceSummaries": [r.summary() for r in stack.resources.values() if r.status]}
-
-    def describe_stack_resources(self, store: StackStore, request: dict[str, Any]) -> dict[str, Any]:
-        """DescribeStackResources by stack, or by a resource's physical id (which finds its stack)."""
-        physical = request.get("PhysicalResourceId")
-        if request.get("StackName"):
-            stack = self._stack(store, request["StackName"])
-        elif physical:
-            stack = self._owner(store, physical)
-        else:
-            raise _validation("Either StackName or PhysicalResourceId must be specified.")
-        logical = request.get("LogicalResourceId")
-        rows = [
-            r.describe(stack)
-            for r in stack.resources.values()
-            if r.status
-            and (not logical or r.logical_id == logical)
-            and (not physical or r.physical_id == physical or request.get("StackName"))
-        ]
-        return {"StackResources": rows}
-
-    def describe_stack_resource(self, store: StackStore, request: dict[str, Any]) -> dict[str, Any]:
-        """DescribeStackResource."""
-        stack = self._stack(store, request["StackName"])
-        resource = stack.resources.get(request["LogicalResourceId"])
-        if resource is None or not resource.status:
-            raise _validation(f"Resource {request['LogicalResourceId']} does not exist for stack {stack.name}")
-        return {"StackResourceDetail": resource.describe(stack, detail=True)}
-
-    def get_template(self, store: StackStore, request: dict[str, Any]) -> dict[str, Any]:
-        """GetTemplate: the template as given (Original) or with its transforms applied (Processed)."""
-        stack = self._stack(store, request["StackName"])
-        if request.get("TemplateStage") == "Processed":
-            body = json.dumps(stack.processed)
-        else:
-            body = stack.template_body
-        return {"TemplateBody": body, "StagesAvailable": ["Original", "Processed"]}
-
-    def describe_change_set(self, store: StackStore, request: dict[str, Any]) -> dict[str, Any]:
-        """DescribeChangeSet."""
-        return self._change_set(store, request["ChangeSetName"], request.get("StackName")).shape()
-
-    def list_change_sets(self, store: StackStore, request: dict[str, Any]) -> dict[str, Any]:
-        """ListChangeSets of one stack."""
-        stack = self._stack(store, request["StackName"])
-        with store.lock:
-            sets = [c for c in store.change_sets.values() if c.stack is stack]
-        return {"Summaries": [c.summary() for c in sets]}
-
     # Removing.
     def delete_change_set(self, store: StackStore, request: dict[str, Any]) -> dict[str, Any]:
         """DeleteChangeSet."""
@@ -266,7 +178,7 @@ class StackEngine:
         if stack is None or stack.status in ("DELETE_COMPLETE", "DELETE_IN_PROGRESS"):
             return {}
         if stack.status not in SETTLED and stack.status != "REVIEW_IN_PROGRESS":
-            raise _validation(f"Stack [{stack.name}] cannot be deleted while in status {stack.status}")
+            raise validation(f"Stack [{stack.name}] cannot be deleted while in status {stack.status}")
         context = self._context(store, stack)
         self._start(f"delete {stack.name}", lambda: runner.delete(stack, context))
         return {}
@@ -275,8 +187,8 @@ class StackEngine:
         """UpdateStack: refused, with how to redeploy."""
         stack = self._stack(store, request["StackName"])
         if stack.status == "ROLLBACK_COMPLETE":
-            raise _validation(f"Stack:{stack.stack_id} is in ROLLBACK_COMPLETE state and can not be updated.")
-        raise _validation(
+            raise validation(f"Stack:{stack.stack_id} is in ROLLBACK_COMPLETE state and can not be updated.")
+        raise validation(
             f"labkit's local cloud does not update stacks: delete stack {stack.name} "
             f"(aws cloudformation delete-stack --stack-name {stack.name}) and create it again."
         )
@@ -285,15 +197,15 @@ class StackEngine:
     def _load(self, request: dict[str, Any]) -> dict[str, Any]:
         body = request.get("_body")
         if not body:
-            raise _validation("Either Template URL or Template Body must be specified.")
+            raise validation("Either Template URL or Template Body must be specified.")
         try:
             template = load_template(body)
         except InputError as exc:
-            raise _validation(str(exc)) from exc
+            raise validation(str(exc)) from exc
         try:
             check_template(template)
         except TemplateError as exc:
-            raise _validation(str(exc)) from exc
+            raise validation(str(exc)) from exc
         return template
 
     def _describe_request(self, stack: Stack, request: dict[str, Any], capabilities: list[str]) -> None:
@@ -315,37 +227,26 @@ class StackEngine:
         try:
             stack.parameters = resolve_parameters(template, given)
         except TemplateError as exc:
-            raise _validation(str(exc)) from exc
+            raise validation(str(exc)) from exc
         stack.no_echo = _no_echo(template)
-        if transforms(template) and not synchronous_transform:
-            # The transform runs while the change set is created: its errors fail the change set.
-            clients = self._clients_for(context.region)
-            stack.processed = apply_transforms(
-                template, stack.parameters, context.region, context.account, clients("iam")
-            )
-            check_types(stack.processed, context.region)
-            check_capabilities(stack.processed, stack.capabilities)
-        else:
-            try:
-                clients = self._clients_for(context.region)
-                processed = apply_transforms(
-                    template, stack.parameters, context.region, context.account, clients("iam")
-                )
-                check_types(processed, context.region)
-            except (TransformError, TemplateError) as exc:
-                raise _validation(str(exc)) from exc
-            try:
-                check_capabilities(processed, stack.capabilities)
-            except CapabilitiesError as exc:
-                raise StackFault("InsufficientCapabilitiesException", str(exc)) from exc
-            stack.processed = processed
+        iam = self._clients_for(context.region)("iam")
+        try:
+            processed = apply_transforms(template, stack.parameters, context.region, context.account, iam)
+            check_types(processed, context.region)
+            check_capabilities(processed, stack.capabilities)
+        except (TransformError, TemplateError, CapabilitiesError) as exc:
+            if transforms(template) and not synchronous_transform:
+                raise  # the transform runs while the change set is created: its errors fail the change set
+            code = "InsufficientCapabilitiesException" if isinstance(exc, CapabilitiesError) else "ValidationError"
+            raise StackFault(code, str(exc)) from exc
+        stack.processed = processed
         stack.description = stack.processed.get("Description")
 
     def _plan(self, stack: Stack, context: Context) -> list[str]:
         try:
             return runner.plan(stack, context)
         except TemplateError as exc:
-            raise _validation(str(exc)) from exc
+            raise validation(str(exc)) from exc
 
     def _context(self, store: StackStore, stack: Stack) -> Context:
         return Context(
@@ -364,35 +265,6 @@ class StackEngine:
             self._threads = [t for t in self._threads if t.is_alive()]
             self._threads.append(thread)
         thread.start()
-
-    def _stack(self, store: StackStore, name_or_id: str) -> Stack:
-        stack = store.find(name_or_id)
-        if stack is None:
-            raise _validation(f"Stack with id {name_or_id} does not exist")
-        return stack
-
-    def _owner(self, store: StackStore, physical_id: str) -> Stack:
-        with store.lock:
-            for stack in store.stacks.values():
-                if stack.status != "DELETE_COMPLETE" and any(
-                    r.physical_id == physical_id for r in stack.resources.values()
-                ):
-                    return stack
-        raise _validation(f"Stack for {physical_id} does not exist")
-
-    def _change_set(self, store: StackStore, name_or_id: str, stack_name: str | None) -> ChangeSet:
-        with store.lock:
-            found = store.change_sets.get(name_or_id) or next(
-                (
-                    c
-                    for c in store.change_sets.values()
-                    if c.name == name_or_id and (not stack_name or stack_name in (c.stack.name, c.stack.stack_id))
-                ),
-                None,
-            )
-        if found is None:
-            raise StackFault("ChangeSetNotFound", f"ChangeSet [{name_or_id}] does not exist")
-        return found
 
 
 def _no_echo(template: dict[str, Any]) -> frozenset[str]:
