@@ -6,8 +6,11 @@ share through `AWS_ENDPOINT_URL`, as resources are shared in an AWS account. Eit
 run in execution environments of their own (separate processes, `environment.py`) that reach the
 AWS APIs over loopback: in-process, the cloud serves moto's endpoint on 127.0.0.1 for them alone.
 
-May import: the core (`labkit.config`, `session`, `aws`, `errors`), moto and awslambdaric. It is the
-only place that knows moto; nothing here knows the resources' builders, the facade or the grader.
+Stacks (CloudFormation) are deployed by `stacks/`, through the cloud's own API, as an administrator.
+
+May import: the core (`labkit.config`, `session`, `aws`, `errors`, `cfnyaml`), moto, awslambdaric, and for
+stacks aws-sam-translator and cfn-lint's resource schemas. It is the only place that knows moto; nothing
+here knows the resources' builders, the facade, the grader or `labkit.iac`.
 """
 
 from __future__ import annotations
