@@ -416,3 +416,15 @@ def test_the_lab_deletes_its_stack(lab):
     assert lab.delete_stack(prefix="own") is False
     with pytest.raises(ClientError):
         lab.clients("sqs").get_queue_url(QueueName="own-queue")
+
+
+def test_a_template_refused_at_create_stack_leaves_no_stack_behind(lab):
+    """A circular dependency is a ValidationError of CreateStack; no stack is left in progress."""
+    body = (
+        "Resources:\n  A:\n    Type: AWS::SQS::Queue\n    DependsOn: B\n"
+        "  B:\n    Type: AWS::SQS::Queue\n    DependsOn: A\n"
+    )
+    with pytest.raises(ClientError, match=r"Circular dependency between resources: \[A, B\]"):
+        cfn(lab).create_stack(StackName="circle", TemplateBody=body)
+    with pytest.raises(ClientError, match="Stack with id circle does not exist"):
+        cfn(lab).describe_stacks(StackName="circle")

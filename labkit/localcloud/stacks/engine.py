@@ -74,9 +74,9 @@ class StackEngine(StackQueries):
         stack.on_failure = on_failure
         context = self._context(store, stack)
         self._prepare(stack, template, request, context, synchronous_transform=True)
+        order = self._plan(stack, context)
         with store.lock:
             store.stacks[stack.stack_id] = stack
-        order = self._plan(stack, context)
         stack.add_event("CREATE_IN_PROGRESS", "User Initiated")
         self._start(f"create {name}", lambda: runner.create(stack, context, order))
         return {"StackId": stack.stack_id}
