@@ -428,3 +428,26 @@ def test_a_template_refused_at_create_stack_leaves_no_stack_behind(lab):
         cfn(lab).create_stack(StackName="circle", TemplateBody=body)
     with pytest.raises(ClientError, match="Stack with id circle does not exist"):
         cfn(lab).describe_stacks(StackName="circle")
+
+
+def test_deploying_a_stack_again_as_it_is_changes_nothing(pipeline, lab):
+    """A change set that changes nothing is FAILED with AWS's reason (so `aws cloudformation deploy` says the stack
+    is up to date); one that changes something is refused, since the local cloud does not update stacks.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-updating-stacks-changesets-create.html"""
+    body = cfn(lab).get_template(StackName="p2-OrdersLab")["TemplateBody"]
+    same = [{"ParameterKey": "Prefix", "UsePreviousValue": True}] + [
+        {"ParameterKey": k, "ParameterValue": v} for k, v in SHORT.items()
+    ]
+    answer = cfn(lab).create_change_set(
+        StackName="p2-OrdersLab", ChangeSetName="again", ChangeSetType="UPDATE", TemplateBody=body, Parameters=same
+    )
+    change_set = cfn(lab).describe_change_set(ChangeSetName=answer["Id"])
+    assert (change_set["Status"], change_set["StatusReason"]) == (
+        "FAILED",
+        "The submitted information didn't contain changes. Submit different information to create a change set.",
+    )
+    with pytest.raises(ClientError, match="does not update stacks: delete stack p2-OrdersLab"):
+        cfn(lab).create_change_set(
+            StackName="p2-OrdersLab", ChangeSetName="other", ChangeSetType="UPDATE", TemplateBody=body,
+            Parameters=[{"ParameterKey": "Prefix", "ParameterValue": "p2"}],
+        )  # fmt: skip

@@ -3,7 +3,8 @@
 Creating a stack (CreateStack, or CreateChangeSet then ExecuteChangeSet as `aws cloudformation
 deploy` and `sam deploy` do) checks the template at once, answers, and creates the resources in a
 thread of its own; DescribeStacks and DescribeStackEvents show the progress as they would on AWS.
-Updating a stack is not implemented: it is refused with a message that says how to redeploy.
+Updating a stack is not implemented: a change that changes something is refused with a message that says
+how to redeploy; one that changes nothing fails as AWS fails it ("didn't contain changes").
 https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Operations.html
 """
 
@@ -91,6 +92,8 @@ class StackEngine(StackQueries):
                 raise validation(f"Stack [{name}] does not exist")
             if existing.status == "ROLLBACK_COMPLETE":
                 raise validation(f"Stack:{existing.stack_id} is in ROLLBACK_COMPLETE state and can not be updated.")
+            if self._unchanged(existing, request):
+                return self._empty_change_set(store, existing, request)
             raise validation(
                 f"labkit's local cloud does not update stacks: delete stack {name} "
                 f"(aws cloudformation delete-stack --stack-name {name}) and deploy it again."
@@ -137,6 +140,44 @@ class StackEngine(StackQueries):
             change_set.status, change_set.execution_status = "CREATE_COMPLETE", "AVAILABLE"
         else:
             change_set.status, change_set.reason = "FAILED", failure
+        with store.lock:
+            store.change_sets[change_set.change_set_id] = change_set
+        return {"Id": change_set.change_set_id, "StackId": stack.stack_id}
+
+    def _unchanged(self, stack: Stack, request: dict[str, Any]) -> bool:
+        """True if *request* asks for the template and parameters *stack* already has (a redeploy as it is)."""
+        if stack.status != "CREATE_COMPLETE":
+            return False
+        given = {
+            p["ParameterKey"]: stack.parameters.get(p["ParameterKey"], "")
+            if p.get("UsePreviousValue")
+            else p.get("ParameterValue", "")
+            for p in request.get("Parameters") or []
+        }
+        try:
+            template = self._load(request)
+            return (
+                template == load_template(stack.template_body)
+                and resolve_parameters(template, given) == stack.parameters
+            )
+        except (StackFault, TemplateError, InputError):
+            return False
+
+    def _empty_change_set(self, store: StackStore, stack: Stack, request: dict[str, Any]) -> dict[str, Any]:
+        """The FAILED change set AWS makes of a request that changes nothing; `deploy` reports the stack up to date."""
+        change_set = ChangeSet(
+            store.new_change_set_id(request["ChangeSetName"]),
+            request["ChangeSetName"],
+            stack,
+            "UPDATE",
+            request["_body"],
+            dict(stack.parameters),
+            list(request.get("Capabilities") or []),
+            dict(stack.tags),
+            request.get("Description"),
+            status="FAILED",
+            reason="The submitted information didn't contain changes. Submit different information to create a change set.",
+        )
         with store.lock:
             store.change_sets[change_set.change_set_id] = change_set
         return {"Id": change_set.change_set_id, "StackId": stack.stack_id}
