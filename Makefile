@@ -55,11 +55,13 @@ bench: $(STAMP)
 bench-smoke: $(STAMP)
 	$(BIN)/python -m labkit.bench --orders 100
 
-## lint: ruff (lint and format) over the code and tests, mypy over labkit/ and lambda/ (settings in pyproject.toml)
+## lint: ruff (lint and format) over the code and tests, mypy over labkit/ and lambda/ (settings in pyproject.toml),
+## cfn-lint over the pipeline's template (offline: CloudFormation's and SAM's schemas ship with it)
 lint: $(STAMP)
 	$(BIN)/ruff check labkit lambda tests
 	$(BIN)/ruff format --check labkit lambda tests
 	$(BIN)/mypy
+	$(BIN)/cfn-lint infra/template.yaml
 
 format: $(STAMP)
 	$(BIN)/ruff format labkit lambda tests

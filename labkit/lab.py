@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from labkit.config import Config
 from labkit.errors import NotReadyError, ResourceError
+from labkit.iac.facade import StackMethods
 from labkit.orders import SAMPLE_ORDER
 from labkit.resources import dynamodb, functions, iam, sns, sqs, triggers
 from labkit.session import Clients
@@ -39,7 +40,7 @@ class Pipeline:
     mapping: triggers.MappingInfo
 
 
-class Lab:
+class Lab(StackMethods):
     """One student's pipeline on one backend."""
 
     def __init__(self, config: Config, clients: Clients | None = None, cloud: LocalCloud | None = None) -> None:
@@ -327,6 +328,12 @@ class Lab:
         from labkit.grading import grade
 
         return grade(self.config, self.clients, probe=probe, rubric=rubric, only=only, since=since)
+
+    # The pipeline as code (notebook 09): deploy_stack, stack_events, stack_resources, delete_stack,
+    # export_template, lint_template and diff_templates come from labkit.iac.facade.StackMethods.
+    def for_prefix(self, prefix: str) -> Lab:
+        """This backend (and local cloud) under another prefix's names, e.g. a stack's `<prefix>-Orders`."""
+        return Lab(self.config.with_(prefix=prefix), self.clients, cloud=self.cloud)
 
     # Lookups with a clear message when a step is missing.
     def _topic_arn(self) -> str:

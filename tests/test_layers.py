@@ -17,13 +17,14 @@ import labkit
 
 PACKAGE = Path(labkit.__file__).parent
 
-CORE = {"config", "errors", "session", "aws", "orders", "events", "lambdaerrors", "lambdalog"}
+CORE = {"config", "errors", "session", "aws", "orders", "events", "lambdaerrors", "lambdalog", "cfnyaml"}
 # Rank of each layer; a module may import its own group and any group of a lower rank.
 RANKS = {
     "core": 0,
     "resources": 1,
     "localcloud": 1,
     "grading": 1,
+    "iac": 1,
     "lab": 2,
     "observe": 3,
     "experiments": 4,
@@ -153,7 +154,7 @@ def test_moto_is_known_only_to_the_local_cloud():
 
 
 def test_the_rules_catch_what_they_forbid():
-    """Each kind of break is reported: upwards, between the three groups on the core, by an old name, in a circle."""
+    """Each kind of break is reported: upwards, between the groups on the core, by an old name, in a circle."""
     found = {
         "labkit.config": ("from labkit.lab import Lab\n", False),
         "labkit.lab": ("import labkit.config\n", False),
@@ -173,6 +174,24 @@ def test_the_rules_catch_what_they_forbid():
         "labkit.observe.journey:1 imports labkit.sqs, an old name of labkit.resources.sqs",
     ]
     assert circles(found) == [["labkit.config", "labkit.lab"]]
+
+
+def test_the_pipeline_as_code_stands_on_the_core_beside_the_others():
+    """`labkit.iac` (real AWS APIs) may not reach into the local cloud, the builders or the grader, nor they into it."""
+    found = {
+        "labkit.iac": ("", True),
+        "labkit.iac.export": ("from labkit.resources import sqs\nfrom labkit.cfnyaml import dump_template\n", False),
+        "labkit.resources": ("", True),
+        "labkit.resources.sqs": ("", False),
+        "labkit.localcloud": ("", True),
+        "labkit.localcloud.stacks": ("from labkit.iac import names\n", False),
+        "labkit.cfnyaml": ("", False),
+        "labkit.lab": ("from labkit.iac.facade import StackMethods\n", False),
+    }
+    assert violations(found) == [
+        "labkit.iac.export:1 (iac) imports labkit.resources.sqs (resources)",
+        "labkit.localcloud.stacks:1 (localcloud) imports labkit.iac (iac)",
+    ]
 
 
 def test_the_command_stays_on_top_alone():

@@ -4,7 +4,7 @@
 the command it names and turns labkit's, AWS's and botocore's errors into one `labkit: ...` line and
 exit status 2. The commands are grouped by concern: `local` runs a local cloud (serve, lab, demo),
 `pipeline` acts on a pipeline in a cloud (up, publish, status, orders, logs, redrive, down), `grade`
-grades it, and `common` holds what they share.
+grades it, `template` writes it as a CloudFormation template, and `common` holds what they share.
 
 May import every layer below it, by module (`from labkit.lab import connect`, not `from labkit import
 connect`: the package's own names share the top layer with the command). Nothing in labkit imports it.

@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from labkit.cli import grade, local, pipeline
+from labkit.cli import grade, local, pipeline, template
 from labkit.config import DEFAULT_PORT
 
 DESCRIPTION = "The `labkit` command: serve the local cloud, build, publish, watch and remove the pipeline."
@@ -117,4 +117,14 @@ def build() -> argparse.ArgumentParser:
     grader.add_argument("--out", type=Path, metavar="CSV", help="the gradebook CSV that --roster writes")
     grader.add_argument("--rubric", type=Path, metavar="FILE", help="a rubric JSON overriding points and requirements")
     grader.add_argument("--prefix", help="grade the resources named with this prefix")
+
+    exporter = add(
+        "template",
+        template.cmd_template,
+        "write a CloudFormation template of the pipeline as built (any way), its code beside it",
+    )
+    exporter.add_argument(
+        "-o", "--out", type=Path, default=Path("exported/template.yaml"), help="where (default exported/template.yaml)"
+    )
+    exporter.add_argument("--prefix", help="export the resources named with this prefix")
     return parser

@@ -23,6 +23,7 @@ from labkit.grading.lookups import Missing
 from labkit.grading.registry import CHECKS, Check, Outcome, fail
 from labkit.grading.report import CheckResult, Report
 from labkit.grading.rubric import Rubric, load_rubric
+from labkit.grading.stacks import explain_missing
 from labkit.session import Clients
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ def grade(
     )
     facts = Facts(config, clients, selected={c.id for c in chosen}, since=since)
     results = tuple(run_check(check, facts, rules) for check in chosen)
+    # A missing resource that a stack failed to create is explained by the stack, not "create it first".
+    results = explain_missing(results, config, clients)
     target = {
         "backend": config.backend,
         "endpoint": config.endpoint_url or "",

@@ -6,8 +6,11 @@ share through `AWS_ENDPOINT_URL`, as resources are shared in an AWS account. Eit
 run in execution environments of their own (separate processes, `environment.py`) that reach the
 AWS APIs over loopback: in-process, the cloud serves moto's endpoint on 127.0.0.1 for them alone.
 
-May import: the core (`labkit.config`, `session`, `aws`, `errors`), moto and awslambdaric. It is the
-only place that knows moto; nothing here knows the resources' builders, the facade or the grader.
+Stacks (CloudFormation) are deployed by `stacks/`, through the cloud's own API, as an administrator.
+
+May import: the core (`labkit.config`, `session`, `aws`, `errors`, `cfnyaml`), moto, awslambdaric, and for
+stacks aws-sam-translator and cfn-lint's resource schemas. It is the only place that knows moto; nothing
+here knows the resources' builders, the facade, the grader or `labkit.iac`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from typing import Any
 from labkit.config import BACKEND_ENDPOINT, BACKEND_MOTO, Config
 from labkit.localcloud import queues, seam, signals
 from labkit.localcloud.runtime import FunctionRuntime, Invocation
+from labkit.localcloud.seam import cloudformation, lambdacode
 from labkit.localcloud.service import LambdaService
+from labkit.localcloud.stacks import StackEngine
 from labkit.session import LOCAL_CREDENTIALS, Clients
 
 log = logging.getLogger(__name__)
@@ -64,6 +69,11 @@ class LocalCloud:
         )
         self.service = LambdaService(self.clients, self.runtime, pollers_per_mapping=pollers_per_mapping)
         seam.install(self._invoke_from_api)
+        # Stacks are made through the cloud's own API, as an administrator, so its rules hold for them.
+        self._regional: dict[str, Clients] = {config.region: self.clients}
+        self.stacks = StackEngine(self._clients_in)
+        cloudformation.install(self.stacks)
+        lambdacode.install(self.function_endpoint)
         signals.install()
         queues.install()
         # With IAM enforced, labkit's local key is an administrator's and the handler runs with the
@@ -71,6 +81,11 @@ class LocalCloud:
         self._enforcing = config.enforce_iam
         if self._enforcing:
             seam.enable_iam(LOCAL_CREDENTIALS["aws_access_key_id"], LOCAL_CREDENTIALS["aws_secret_access_key"])
+
+    def _clients_in(self, region: str) -> Clients:
+        if region not in self._regional:
+            self._regional[region] = Clients(self.config.with_(region=region))
+        return self._regional[region]
 
     def _invoke_from_api(self, function_arn: str, event: dict[str, Any]) -> tuple[str, bool, str]:
         return invoke_result_for_api(self.runtime.invoke(function_arn, event))
@@ -124,7 +139,9 @@ class LocalCloud:
         return self.runtime.endpoint_url
 
     def stop(self) -> None:
-        """Stop the Lambda service, then moto."""
+        """Stop the stack operations and the Lambda service, then moto."""
+        self.stacks.stop()
+        cloudformation.uninstall(self.stacks)
         self.service.stop()
         self.runtime.close()
         if self._enforcing:

@@ -4,7 +4,9 @@ moto mocks the AWS APIs but runs Lambda code only in Docker, and its own SQS tri
 messages without running anything. The local cloud therefore reaches into moto where its public API
 offers nothing: `awslambda` (the trigger off, Invoke routed to labkit's runtime, a function's code and
 configuration), `iam` (requests checked against IAM as on AWS, the execution role's credentials),
-`logs` (a function's log events written as AWS's service writes them), and for speed `sqs` and `sns`
+`logs` (a function's log events written as AWS's service writes them), `cloudformation` (stack operations
+answered by labkit's stack engine, `labkit.localcloud.stacks`), `lambdacode` (GetFunction's code location
+a URL that downloads the package), and for speed `sqs` and `sns`
 (moto's per-message work replaced with equivalents). Each module says what it replaces, in one
 table (`labkit.localcloud.patching`) that its `install()` puts in place, and lists what a moto release
 would have to keep (`problems()`, read from the same table); `check_compatible()` fails loudly, and
@@ -23,7 +25,7 @@ import threading
 import moto
 
 from labkit.localcloud import delivery, lifecycle, mappings, mappingstates
-from labkit.localcloud.seam import awslambda, iam, logs, sns, sqs
+from labkit.localcloud.seam import awslambda, cloudformation, iam, lambdacode, logs, sns, sqs
 from labkit.localcloud.seam.awslambda import InvokeHook, function_code, function_configuration, trigger_disabled
 from labkit.localcloud.seam.iam import assume_role_as_lambda, disable_iam, enable_iam, iam_enforced
 from labkit.localcloud.seam.logs import put_function_logs
@@ -67,6 +69,8 @@ def install(invoke_hook: InvokeHook | None = None) -> None:
         mappingstates.install()
         # After mappingstates: validation runs before a mapping is made and given its first state.
         mappings.install()
+        cloudformation.install()
+        lambdacode.install()
         _installed = True
 
 
@@ -76,7 +80,19 @@ def check_compatible() -> None:
     problems = []
     if not any(version.startswith(v + ".") or version == v for v in TESTED_MOTO):
         problems.append(f"moto {version} is outside the tested range {', '.join(TESTED_MOTO)}")
-    for module in (awslambda, iam, sqs, sns, logs, delivery, lifecycle, mappingstates, mappings):
+    for module in (
+        awslambda,
+        iam,
+        sqs,
+        sns,
+        logs,
+        cloudformation,
+        lambdacode,
+        delivery,
+        lifecycle,
+        mappingstates,
+        mappings,
+    ):
         problems.extend(module.problems())
     if problems:
         raise RuntimeError("labkit's local cloud does not support this moto: " + "; ".join(problems))
