@@ -136,6 +136,17 @@ EXERCISES = {
             "Configuration > Triggers > Edit)",
             own=("scale.batch_sizes",),
         ),
+        Exercise(
+            "stack",
+            "09",
+            9,
+            "Complete the template and deploy it",
+            (),
+            "the queue's access policy as an AWS::SQS::QueuePolicy resource (Queues, PolicyDocument), and the "
+            "function's Events: an SQS event with Queue, BatchSize and FunctionResponseTypes (AWS SAM's "
+            "AWS::Serverless::Function, Events, SQS)",
+            own=("stack.deployed",),
+        ),
     )
 }
 

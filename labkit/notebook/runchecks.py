@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from labkit.lab import Lab
 from labkit.observe import logs
 from labkit.observe.dlq import decode_body, scan_dlq
@@ -117,6 +119,40 @@ def _last_failure(lab: Lab, order_id: str, since: float) -> str:
     return f", where the function last failed on it with {reasons[-1]}" if reasons and reasons[-1] else ""
 
 
+def stack_deployed(lab: Lab, prefix: str | None = None, **_: Any) -> tuple[bool, str]:
+    """Notebook 09: the stack of *prefix* stands (CREATE_COMPLETE) and its pipeline earns full marks, probe included."""
+    from labkit.iac import stack_name
+
+    if not prefix:
+        return False, 'The check needs the stack\'s prefix: notebook.check(lab, "stack", prefix=STACK_PREFIX).'
+    config = lab.config.with_(prefix=prefix)
+    name = stack_name(config)
+    try:
+        (stack,) = lab.clients("cloudformation").describe_stacks(StackName=name)["Stacks"]
+    except ClientError as exc:
+        if "does not exist" not in str(exc):
+            raise
+        return False, f"Stack {name} does not exist: deploy your template (the cell with lab.deploy_stack)."
+    status = stack["StackStatus"]
+    if status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+        why = f" ({stack['StackStatusReason']})" if stack.get("StackStatusReason") else ""
+        return False, (
+            f"Stack {name} is {status}{why}: its events say which resource failed and why. Fix the template, "
+            f"delete the stack (lab.delete_stack(prefix={prefix!r})) and deploy again."
+        )
+    report = Lab(config, lab.clients, cloud=lab.cloud).grade()
+    if report.failed:
+        first = report.result(report.failed[0])
+        return False, (
+            f"Stack {name} is {status}, but its pipeline scores {report.score:g} of {report.max_score:g}: "
+            f"{', '.join(report.failed)} failed. {first.id}: {first.message}"
+        )
+    return True, (
+        f"Stack {name} is {status}, and its pipeline scores {report.score:g} of {report.max_score:g} in the "
+        "grader, probe order and malformed message included."
+    )
+
+
 def _order_id(message: dict[str, Any]) -> str | None:
     order, _ = decode_body(message.get("Body", ""))
     return order.get("orderId") if isinstance(order, dict) else None
@@ -130,4 +166,5 @@ def _dlq_count(lab: Lab) -> int:
 OWN_CHECKS: dict[str, Callable[..., tuple[bool, str]]] = {
     "failures.fixed_and_redriven": fixed_and_redriven,
     "scale.batch_sizes": batch_sizes,
+    "stack.deployed": stack_deployed,
 }
