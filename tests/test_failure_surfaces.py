@@ -177,3 +177,12 @@ def test_labkit_logs_for_the_order_shows_its_three_invocations_and_no_other(
     assert expected.split(":")[0] in out
     others = [run.trip.order_id for other, run in served.items() if other != kind]
     assert not any(order_id and order_id in out for order_id in others)
+
+
+@pytest.mark.slow
+@KIND
+def test_notebook_05s_exercise_check_names_the_functions_error(runs: dict[str, Run], kind: str) -> None:
+    cell = notebook.check(runs[kind].lab, "flow")
+    (logged,) = [r for r in cell.results if r.id == "order.sample_logged"]
+    assert not logged.passed
+    assert KINDS[kind][1] in logged.message and ADVICE[kind] in logged.message, logged.message

@@ -16,7 +16,7 @@ from labkit.grading.policy import allows, principal_services, statement_covers, 
 from labkit.grading.probe import run_probe
 from labkit.grading.registry import Outcome, check, fail, ok
 from labkit.grading.rubric import Rubric
-from labkit.lambdaerrors import message_lines
+from labkit.lambdaerrors import message_lines, parse_errors
 from labkit.lambdalog import SUCCESS_OUTCOMES, parse_record
 
 LAMBDA_SERVICE = "lambda.amazonaws.com"
@@ -249,12 +249,8 @@ def order_sample_logged(facts: Facts, rubric: Rubric) -> Outcome:
         names = [function, *facts.other_functions()]
     except Missing:
         names = [function]
-    lines = [
-        line
-        for name in names
-        for message in log_messages(facts.clients, name, since_ms)
-        for line in message_lines(message)
-    ]
+    messages = [message for name in names for message in log_messages(facts.clients, name, since_ms)]
+    lines = [line for message in messages for line in message_lines(message)]
     records = [r for line in lines if (r := parse_record({"message": line})) and r.order_id == order_id]
     when = " since this notebook started" if facts.since else ""
     if any(r.outcome in SUCCESS_OUTCOMES for r in records):
@@ -264,9 +260,16 @@ def order_sample_logged(facts: Facts, rubric: Rubric) -> Outcome:
             f"Function {function} refused order {order_id}{when}: {records[-1].outcome} ({records[-1].reason}). "
             "Publish the sample order exactly as the assignment gives it."
         )
+    errors = parse_errors(messages)
+    failing = (
+        f" Meanwhile the function failed {len(errors)} time(s), the last with {errors[-1].summary()}: "
+        f"{errors[-1].advice()}"
+        if errors
+        else ""
+    )
     return fail(
         f"Function {function}'s log has no line for order {order_id}{when}: publish the sample order to topic "
-        f"{facts.config.topic_name} (writing it into the table directly skips the pipeline this step tests)."
+        f"{facts.config.topic_name} (writing it into the table directly skips the pipeline this step tests).{failing}"
     )
 
 
