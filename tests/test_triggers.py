@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from function_support import create_role, package
+from runtime_paths import PATHS, runtime_path
 
 from labkit.config import Config
 from labkit.localcloud import LocalCloud
@@ -24,9 +25,10 @@ def lambda_handler(event, context):
 """
 
 
-@pytest.fixture(scope="module")
-def cloud() -> Any:
-    cloud = LocalCloud.in_process(Config.from_env({}))
+@pytest.fixture(scope="module", params=PATHS)
+def cloud(request: pytest.FixtureRequest) -> Any:
+    with runtime_path(request.param):
+        cloud = LocalCloud.in_process(Config.from_env({}))
     create_role(cloud.clients("iam"), "trigger-role")
     yield cloud
     cloud.stop()

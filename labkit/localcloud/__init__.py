@@ -6,8 +6,9 @@ share through `AWS_ENDPOINT_URL`, as resources are shared in an AWS account. Eit
 run in execution environments of their own (separate processes, `environment.py`) that reach the
 AWS APIs over loopback: in-process, the cloud serves moto's endpoint on 127.0.0.1 for them alone.
 
-May import: the core (`labkit.config`, `session`, `aws`, `errors`), moto and awslambdaric. It is the
-only place that knows moto; nothing here knows the resources' builders, the facade or the grader.
+May import: the core (`labkit.config`, `session`, `aws`, `errors`), moto, awslambdaric and psutil. It
+is the only place that knows moto; nothing here knows the resources' builders, the facade or the
+grader. `guest/` is code for inside the execution environments: the standard library and simplejson only.
 """
 
 from __future__ import annotations
