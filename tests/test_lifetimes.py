@@ -21,7 +21,9 @@ from labkit.config import ENV_LOCAL_RUNTIME, LOCAL_RUNTIME_PORTABLE
 
 OWNER = textwrap.dedent(
     """
-    import json, sys, time
+    import json, signal, sys, time
+    # As in a terminal or a kernel: Ctrl-C raises KeyboardInterrupt, even when the test runs where SIGINT is ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from labkit.config import Config
     from labkit.localcloud import LocalCloud
     from labkit.lab import Lab
