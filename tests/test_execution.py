@@ -340,3 +340,14 @@ def test_a_failed_invocations_report_gives_the_memory_really_used(
     used = int(report.split("Max Memory Used: ")[1].split(" MB")[0])
     # The environment's own figure: at least what the handler saw it hold, nowhere near the 256 MB of MemorySize.
     assert rss_mb - 1 <= used <= rss_mb + 24, (rss_mb, report)
+
+
+def test_the_answer_is_encoded_as_awslambdarics_encoder_does(cloud: Any, deploy: Callable[..., str]) -> None:
+    """A handler's return value becomes JSON as the runtime client encodes it: DynamoDB's Decimal as a number.
+    https://docs.aws.amazon.com/lambda/latest/dg/python-handler.html
+    """
+    deploy(
+        "decimal",
+        "from decimal import Decimal\ndef lambda_handler(e, c):\n    return {'total': Decimal('19.99'), 'city': 'Köln'}\n",
+    )
+    assert invoke(cloud, "decimal") == ({"total": 19.99, "city": "Köln"}, None)

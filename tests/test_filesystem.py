@@ -8,13 +8,17 @@ Each test cites the AWS page it checks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from function_support import create_role, package
@@ -24,9 +28,11 @@ from labkit.config import Config
 from labkit.localcloud import LocalCloud
 
 ROOT = Path(__file__).resolve().parent.parent
+# Linux's fork path where the kernel refuses unprivileged namespaces: its environments fall back to audit hooks.
+REFUSED = "auto-without-namespaces"
 
 
-@pytest.fixture(scope="module", params=PATHS)
+@pytest.fixture(scope="module", params=[*PATHS, REFUSED])
 def home(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
     """A local cloud started by a user whose home holds AWS credentials, as a student's laptop does."""
     home = tmp_path_factory.mktemp("home")
@@ -35,15 +41,34 @@ def home(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     before = os.environ.get("HOME")
     os.environ["HOME"] = str(home)
     try:
-        with runtime_path(request.param):
+        refused = mock.patch("labkit.localcloud.launch.NAMESPACES", False)
+        with (
+            runtime_path(request.param.split("-")[0]),
+            refused if request.param == REFUSED else contextlib.nullcontext(),
+        ):
             cloud = LocalCloud.in_process(Config.from_env({}))
     finally:
         if before is None:
             del os.environ["HOME"]
         else:
             os.environ["HOME"] = before
+    expected = "namespaces" if request.param == PATHS[0] and _kernel_allows_namespaces() else "audit"
+    assert cloud.runtime.isolation == expected
     yield cloud, home
     cloud.stop()
+
+
+def _kernel_allows_namespaces() -> bool:
+    """True where an unprivileged process may make a user and mount namespace and mount a tmpfs in it."""
+    probe = (
+        "import ctypes, os, sys\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "uid = os.getuid()\nassert libc.unshare(0x10000000 | 0x20000) == 0\n"
+        "open('/proc/self/setgroups', 'w').write('deny')\nopen('/proc/self/uid_map', 'w').write(f'{uid} {uid} 1')\n"
+        "assert libc.mount(b'tmpfs', b'/tmp', b'tmpfs', 0, None) == 0\n"
+    )
+    return (
+        sys.platform == "linux" and subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
+    )
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 FAST = "fork"
 PORTABLE = "portable"
+# Whether the fork server tries namespaces; where the kernel refuses them it falls back to audit hooks by itself.
+NAMESPACES = True
 
 
 def chosen_path() -> str:
@@ -60,6 +62,7 @@ class Launchers:
         self._lock = threading.Lock()
         self._server: ForkServer | None = None
         self._spawner = Spawner(runtime_dir, self._hidden) if path == PORTABLE else None
+        self._namespaces = NAMESPACES
         self.code_dir = workdir / "code"
         self.code_dir.mkdir(parents=True, exist_ok=True)
 
@@ -73,7 +76,7 @@ class Launchers:
                     self._server.close()
                 root = self._workdir / "root"
                 root.mkdir(exist_ok=True)
-                self._server = ForkServer(self._runtime_dir, self.code_dir, root, self._hidden, namespaces=True)
+                self._server = ForkServer(self._runtime_dir, self.code_dir, root, self._hidden, self._namespaces)
             return self._server
 
     @property
