@@ -127,8 +127,7 @@ class ForkServer:
 
     def start(self, request: Start) -> Child:
         """Fork an environment process with exactly the request's environment, in its code folder."""
-        if self.isolation != "namespaces" and self._ready and self._ready["reason"]:
-            log.debug("environments use audit hooks: %s", self._ready["reason"])
+        self.isolation  # noqa: B018 - waits until the server has loaded the runtime
         with self._lock:
             spec: dict[str, Any] = {"env": request.environment, "task": str(request.task_dir)}
             spec.update(tmp=str(request.tmp_dir), tmp_mb=request.tmp_mb)
@@ -176,6 +175,8 @@ class ForkServer:
                     self._replies.append(int(message["pid"]))
                 elif "isolation" in message:
                     self._ready = message
+                    if message["reason"]:
+                        log.info("Lambda's file system comes from Python's audit hooks: %s", message["reason"])
                 else:
                     self._exits[int(message["exit"])] = int(message["code"])
                 self._changed.notify_all()

@@ -86,8 +86,10 @@ class Spawner:
             "host_root": host_root,
         }
         assert process.stdin is not None
-        process.stdin.write(json.dumps(settings).encode() + b"\n")
-        process.stdin.flush()
+        # An interpreter that died at once has closed its end: the environment sees it exit.
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.write(json.dumps(settings).encode() + b"\n")
+            process.stdin.flush()
         return SpawnedProcess(process)
 
     def pids(self) -> list[int]:

@@ -43,6 +43,8 @@ UNHANDLED_WARNING = (
     "previous runtime version. For more information, see https://docs.aws.amazon.com/lambda/latest/dg/runtimes-update.html\r"
 )
 _THIS_FILE = os.path.basename(__file__)
+# The runtimes whose responses keep non-ASCII characters as they are (awslambdaric's lambda_runtime_marshaller).
+_UNESCAPED = {f"AWS_Lambda_python3.{minor}" for minor in (12, 13, 14, 15)}
 _request_id = ""
 
 
@@ -58,8 +60,8 @@ class Encoder(simplejson.JSONEncoder):
     """awslambdaric's encoder: Decimal as a JSON number, non-ASCII kept on Python 3.12 and later runtimes."""
 
     def __init__(self) -> None:
-        modern = os.environ.get("AWS_EXECUTION_ENV", "") >= "AWS_Lambda_python3.12"
-        super().__init__(use_decimal=False, ensure_ascii=not modern, allow_nan=True)
+        unescaped = os.environ.get("AWS_EXECUTION_ENV") in _UNESCAPED
+        super().__init__(use_decimal=False, ensure_ascii=not unescaped, allow_nan=True)
 
     def default(self, o: Any) -> Any:
         if isinstance(o, decimal.Decimal):
@@ -257,12 +259,11 @@ def _setup_logging() -> None:
         )
     )
     handler.addFilter(_RequestIdFilter())
-    level = {"TRACE": "DEBUG"}.get(
-        os.environ.get("AWS_LAMBDA_LOG_LEVEL", ""), os.environ.get("AWS_LAMBDA_LOG_LEVEL", "")
-    )
+    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "")
+    level = {"TRACE": "DEBUG"}.get(level, level).upper()
     root = logging.getLogger()
-    if level.upper() in logging.getLevelNamesMapping():
-        root.setLevel(level.upper())
+    if level in logging.getLevelNamesMapping():
+        root.setLevel(level)
     root.addHandler(handler)
 
 
