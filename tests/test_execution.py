@@ -351,3 +351,18 @@ def test_the_answer_is_encoded_as_awslambdarics_encoder_does(cloud: Any, deploy:
         "from decimal import Decimal\ndef lambda_handler(e, c):\n    return {'total': Decimal('19.99'), 'city': 'Köln'}\n",
     )
     assert invoke(cloud, "decimal") == ({"total": 19.99, "city": "Köln"}, None)
+
+
+def test_linux_with_awslambdaric_forks_by_default_and_the_portable_path_is_one_setting_away(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """LABKIT_LOCAL_RUNTIME chooses how environments start: `auto` (the fork server here) or `portable`."""
+    from labkit.errors import ConfigError
+    from labkit.localcloud.launch import chosen_path
+
+    assert chosen_path() == "fork"
+    monkeypatch.setenv("LABKIT_LOCAL_RUNTIME", "portable")
+    assert chosen_path() == "portable"
+    monkeypatch.setenv("LABKIT_LOCAL_RUNTIME", "fast")
+    with pytest.raises(ConfigError, match="LABKIT_LOCAL_RUNTIME='fast'"):
+        chosen_path()
