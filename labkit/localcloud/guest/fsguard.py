@@ -78,7 +78,12 @@ class Guard:
     """The mapping of Lambda's folders to real ones, and the rules for reading and writing."""
 
     def __init__(self, task: str, tmp: str, runtime: str, tmp_bytes: int, hidden: Iterable[str]) -> None:
-        self.names = ((TASK, task), (RUNTIME, runtime), (TMP, tmp))
+        # Each folder as given and with its links followed (macOS's temporary folders are under /var -> /private/var).
+        self.names = [
+            (shown, form)
+            for shown, real in ((TASK, task), (RUNTIME, runtime), (TMP, tmp))
+            for form in dict.fromkeys([real, os.path.realpath(real)])
+        ]
         self.tmp = _real(tmp)
         self.tmp_bytes = tmp_bytes
         self._tmp_used = 0
