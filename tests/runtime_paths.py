@@ -2,7 +2,9 @@
 
 `auto` is Linux's fast path (a fork server and AWS's runtime client, namespaces for the file
 system); `portable` is what macOS and Windows run (a fresh interpreter, labkit's runtime loop,
-audit hooks). A module-scoped fixture parametrised with PATHS builds its local cloud under each.
+audit hooks). A module-scoped fixture parametrised with PATHS builds its local cloud under each. The
+portable path's cold starts cost a fresh interpreter each, so it is marked slow: `make test` (CI) runs
+both, `make test-fast` the fork path alone.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import contextlib
 import os
 from collections.abc import Iterator
 
+import pytest
+
 from labkit.config import ENV_LOCAL_RUNTIME, LOCAL_RUNTIME_AUTO, LOCAL_RUNTIME_PORTABLE
 
-PATHS = [LOCAL_RUNTIME_AUTO, LOCAL_RUNTIME_PORTABLE]
+PATHS = [LOCAL_RUNTIME_AUTO, pytest.param(LOCAL_RUNTIME_PORTABLE, marks=pytest.mark.slow)]
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ import pytest
 from function_support import create_role, package
 from runtime_paths import PATHS, runtime_path
 
-from labkit.config import Config
+from labkit.config import LOCAL_RUNTIME_AUTO, Config
 from labkit.localcloud import LocalCloud
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REFUSED = "auto-without-namespaces"
 
 
-@pytest.fixture(scope="module", params=[*PATHS, REFUSED])
+@pytest.fixture(scope="module", params=[*PATHS, pytest.param(REFUSED, marks=pytest.mark.slow)])
 def home(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
     """A local cloud started by a user whose home holds AWS credentials, as a student's laptop does."""
     home = tmp_path_factory.mktemp("home")
@@ -52,7 +52,7 @@ def home(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
             del os.environ["HOME"]
         else:
             os.environ["HOME"] = before
-    expected = "namespaces" if request.param == PATHS[0] and _kernel_allows_namespaces() else "audit"
+    expected = "namespaces" if request.param == LOCAL_RUNTIME_AUTO and _kernel_allows_namespaces() else "audit"
     assert cloud.runtime.isolation == expected
     yield cloud, home
     cloud.stop()
