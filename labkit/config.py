@@ -28,6 +28,13 @@ ENV_ENFORCE_IAM = "LABKIT_ENFORCE_IAM"
 # Seconds the local cloud keeps a new or changed resource in its transitional state (CREATING,
 # Pending, Creating...) before the settled one; 0 answers the settled state at once.
 ENV_STATE_DELAY = "LABKIT_LOCAL_STATE_DELAY"
+# How the local cloud starts execution environments: `auto` (the fork server where Linux and AWS's runtime
+# client allow it, else the portable way) or `portable` (a fresh interpreter and labkit's runtime loop, as on
+# macOS and Windows; CI runs the execution tests both ways).
+ENV_LOCAL_RUNTIME = "LABKIT_LOCAL_RUNTIME"
+LOCAL_RUNTIME_AUTO = "auto"
+LOCAL_RUNTIME_PORTABLE = "portable"
+LOCAL_RUNTIMES = (LOCAL_RUNTIME_AUTO, LOCAL_RUNTIME_PORTABLE)
 
 BACKEND_MOTO = "moto"
 BACKEND_ENDPOINT = "endpoint"

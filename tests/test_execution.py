@@ -15,14 +15,16 @@ from typing import Any
 
 import pytest
 from function_support import create_role, package
+from runtime_paths import PATHS, runtime_path
 
 from labkit.config import Config
 from labkit.localcloud import LocalCloud
 
 
-@pytest.fixture(scope="module")
-def cloud() -> Any:
-    cloud = LocalCloud.in_process(Config.from_env({}))
+@pytest.fixture(scope="module", params=PATHS)
+def cloud(request: pytest.FixtureRequest) -> Any:
+    with runtime_path(request.param):
+        cloud = LocalCloud.in_process(Config.from_env({}))
     yield cloud
     pids = cloud.runtime.process_ids()
     cloud.stop()
@@ -77,16 +79,22 @@ def test_warm_environment_keeps_module_state_and_new_code_starts_cold(cloud: Any
     """A warm environment is reused; new code gets a new one.
     https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html
     """
-    source = "import os\nCOUNT = 0\ndef lambda_handler(e, c):\n    global COUNT\n    COUNT += 1\n    return [COUNT, os.getpid(), '{tag}']\n"
+    # An environment is told apart by a token drawn when it loads the code: on Linux each runtime is process 1
+    # of a PID namespace of its own, so pids do not tell.
+    source = (
+        "import os\nCOUNT = 0\nTOKEN = os.urandom(8).hex()\ndef lambda_handler(e, c):\n    global COUNT\n"
+        "    COUNT += 1\n    return [COUNT, TOKEN, os.getpid(), '{tag}']\n"
+    )
     deploy("warm", source.format(tag="v1"))
     first, _ = invoke(cloud, "warm")
     second, _ = invoke(cloud, "warm")
-    assert first[0] == 1 and second[0] == 2 and first[1] == second[1] != os.getpid()
+    assert first[0] == 1 and second[0] == 2 and first[1] == second[1]
+    assert first[2] == second[2] != os.getpid()
     cloud.clients("lambda").update_function_code(
         FunctionName="warm", ZipFile=package({"code.py": source.format(tag="v2")})
     )
     third, _ = invoke(cloud, "warm")
-    assert third[0] == 1 and third[2] == "v2" and third[1] != first[1]
+    assert third[0] == 1 and third[3] == "v2" and third[1] != first[1]
     reports = [m for m in log_messages(cloud, "warm") if m.startswith("REPORT")]
     assert len(reports) == 3
     assert "Init Duration" in reports[0] and "Init Duration" not in reports[1]
@@ -292,3 +300,69 @@ def test_faulty_handlers_behind_queues_end_in_their_dlqs_while_a_good_one_runs(
         assert json.loads(moved[0]["Body"]) == {"orderId": name}
         assert int(moved[0]["Attributes"]["ApproximateReceiveCount"]) >= 3
     assert depth(dlqs["good"][0]) == 0 and depth(dlqs["good"][1]) == 0
+
+
+# Each handler writes its resident memory (from /proc/self/status) before it fails.
+RSS = "def rss_kb():\n    for line in open('/proc/self/status'):\n        if line.startswith('VmRSS:'):\n            return int(line.split()[1])\nprint('RSS', rss_kb())\n"
+FAILED_RUNS = {
+    "init": (RSS + "raise RuntimeError('bad config')\ndef lambda_handler(e, c):\n    return 1\n", "Status: error"),
+    "timeout": (
+        "def lambda_handler(e, c):\n"
+        + "".join("    " + line + "\n" for line in RSS.splitlines())
+        + "    while True:\n        pass\n",
+        "Status: timeout",
+    ),
+    "exit": (
+        "import sys\ndef lambda_handler(e, c):\n"
+        + "".join("    " + line + "\n" for line in RSS.splitlines())
+        + "    sys.exit(1)\n",
+        "Error Type: Runtime.ExitError",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FAILED_RUNS))
+def test_a_failed_invocations_report_gives_the_memory_really_used(
+    cloud: Any, deploy: Callable[..., str], kind: str
+) -> None:
+    """REPORT's Max Memory Used is what the environment held, also when it failed at init, timed out or exited.
+    https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html
+    https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs.html
+    """
+    source, status = FAILED_RUNS[kind]
+    name = deploy(f"report-{kind}", source, timeout=1, memory=256)
+    _, error = invoke(cloud, name)
+    assert error == "Unhandled"
+    messages = log_messages(cloud, name)
+    rss_mb = int(next(m for m in messages if m.startswith("RSS ")).split()[1]) / 1024
+    report = next(m for m in messages if m.startswith("REPORT"))
+    assert status in report and "\tMemory Size: 256 MB\t" in report
+    used = int(report.split("Max Memory Used: ")[1].split(" MB")[0])
+    # The environment's own figure: at least what the handler saw it hold, nowhere near the 256 MB of MemorySize.
+    assert rss_mb - 1 <= used <= rss_mb + 24, (rss_mb, report)
+
+
+def test_the_answer_is_encoded_as_awslambdarics_encoder_does(cloud: Any, deploy: Callable[..., str]) -> None:
+    """A handler's return value becomes JSON as the runtime client encodes it: DynamoDB's Decimal as a number.
+    https://docs.aws.amazon.com/lambda/latest/dg/python-handler.html
+    """
+    deploy(
+        "decimal",
+        "from decimal import Decimal\ndef lambda_handler(e, c):\n    return {'total': Decimal('19.99'), 'city': 'Köln'}\n",
+    )
+    assert invoke(cloud, "decimal") == ({"total": 19.99, "city": "Köln"}, None)
+
+
+def test_linux_with_awslambdaric_forks_by_default_and_the_portable_path_is_one_setting_away(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """LABKIT_LOCAL_RUNTIME chooses how environments start: `auto` (the fork server here) or `portable`."""
+    from labkit.errors import ConfigError
+    from labkit.localcloud.launch import chosen_path
+
+    assert chosen_path() == "fork"
+    monkeypatch.setenv("LABKIT_LOCAL_RUNTIME", "portable")
+    assert chosen_path() == "portable"
+    monkeypatch.setenv("LABKIT_LOCAL_RUNTIME", "fast")
+    with pytest.raises(ConfigError, match="LABKIT_LOCAL_RUNTIME='fast'"):
+        chosen_path()

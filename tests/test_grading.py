@@ -653,7 +653,11 @@ def test_default_rubric_covers_every_check() -> None:
     rubric = load_rubric()
     # every check has points; the other ids are the notebooks' own exercises (tests/test_exercises.py)
     assert {c.id for c in CHECKS} <= set(rubric.points)
-    assert set(rubric.points) - {c.id for c in CHECKS} == {"failures.fixed_and_redriven", "scale.batch_sizes", "stack.deployed"}
+    assert set(rubric.points) - {c.id for c in CHECKS} == {
+        "failures.fixed_and_redriven",
+        "scale.batch_sizes",
+        "stack.deployed",
+    }
     assert {k: v for k, v in SAMPLE_ORDER.items() if k != "status"} == dict(rubric.sample_order)
     assert (rubric.batch_size, rubric.max_receive_count) == (1, 3)
 

@@ -1,4 +1,8 @@
-"""No process of the lab outlives it: execution environments and the fork server end with their owner."""
+"""No process of the lab outlives it: execution environments and the fork server end with their owner.
+
+On both paths: Linux's fork server dies with its owner's thread (PR_SET_PDEATHSIG) and its environments
+with it; a portable environment watches its lifeline, a pipe whose other end only its owner holds.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,15 @@ import textwrap
 import time
 
 import pytest
+from runtime_paths import PATHS
+
+from labkit.config import ENV_LOCAL_RUNTIME, LOCAL_RUNTIME_PORTABLE
 
 OWNER = textwrap.dedent(
     """
-    import json, sys, time
+    import json, signal, sys, time
+    # As in a terminal or a kernel: Ctrl-C raises KeyboardInterrupt, even when the test runs where SIGINT is ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from labkit.config import Config
     from labkit.localcloud import LocalCloud
     from labkit.lab import Lab
@@ -47,20 +56,23 @@ def _wait_gone(pids: list[int], timeout: float = 10.0) -> list[int]:
     return [pid for pid in pids if _alive(pid)]
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
-def test_environments_end_when_their_owner_is_killed(how: signal.Signals) -> None:
+def test_environments_end_when_their_owner_is_killed(how: signal.Signals, path: str) -> None:
     """A kernel restart kills the kernel's process (SIGKILL or SIGTERM); Ctrl-C sends SIGINT."""
-    with subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, text=True) as owner:
-        _check_children_end(owner, how)
+    env = {**os.environ, ENV_LOCAL_RUNTIME: path}
+    with subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, text=True, env=env) as owner:
+        # The environment that ran the invocation, and on the fast path the fork server too.
+        _check_children_end(owner, how, 1 if path == LOCAL_RUNTIME_PORTABLE else 2)
 
 
-def _check_children_end(owner: subprocess.Popen[str], how: signal.Signals) -> None:
+def _check_children_end(owner: subprocess.Popen[str], how: signal.Signals, processes: int) -> None:
     try:
         assert owner.stdout is not None
         report = json.loads(owner.stdout.readline())
         pids = report["pids"]
         assert report["error"] is None
-        assert len(pids) >= 2  # the fork server and the environment that ran the invocation
+        assert len(pids) >= processes
         assert all(_alive(pid) for pid in pids)
         os.kill(owner.pid, how)
         owner.wait(30)

@@ -8,9 +8,10 @@ AWS APIs over loopback: in-process, the cloud serves moto's endpoint on 127.0.0.
 
 Stacks (CloudFormation) are deployed by `stacks/`, through the cloud's own API, as an administrator.
 
-May import: the core (`labkit.config`, `session`, `aws`, `errors`, `cfnyaml`), moto, awslambdaric, and for
-stacks aws-sam-translator and cfn-lint's resource schemas. It is the only place that knows moto; nothing
-here knows the resources' builders, the facade, the grader or `labkit.iac`.
+May import: the core (`labkit.config`, `session`, `aws`, `errors`, `cfnyaml`), moto, awslambdaric, psutil, and
+for stacks aws-sam-translator and cfn-lint's resource schemas. It is the only place that knows moto; nothing
+here knows the resources' builders, the facade, the grader or `labkit.iac`. `guest/` is code for inside the
+execution environments: the standard library and simplejson only.
 """
 
 from __future__ import annotations

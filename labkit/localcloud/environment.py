@@ -1,10 +1,11 @@
-"""Execution environments: each one an OS process running AWS's runtime interface client.
+"""Execution environments: each one an OS process running a Lambda runtime client.
 
-A function's code runs in a process of its own, started with `awslambdaric` (the client AWS's
-Python images run). The process sees what a Lambda sandbox has (`sandbox.py`), its output is the
-function's log, and it is stopped (by its own id) at the function's timeout, past its memory, or
-when the lab stops; nothing here knows moto. The runtime client talks to a Lambda Runtime API of
-its own on loopback (`runtimeapi.py`), as each Lambda sandbox has its own `AWS_LAMBDA_RUNTIME_API`:
+A function's code runs in a process of its own, started by a launcher: on Linux a fork server running
+AWS's runtime interface client (`forkserver.py`), elsewhere a fresh interpreter running labkit's
+runtime loop (`spawner.py`). The process sees what a Lambda sandbox has (`sandbox.py`), its output
+is the function's log, and it is stopped (by its own id) at the function's timeout, past its
+memory, or when the lab stops; nothing here knows moto. The runtime talks to a Lambda Runtime API
+of its own on loopback (`runtimeapi.py`), as each Lambda sandbox has its own `AWS_LAMBDA_RUNTIME_API`:
 https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html
 """
 
@@ -13,16 +14,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import select
+import shutil
 import signal
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from labkit.localcloud.forkserver import ForkServer
+from labkit.localcloud.memory import MemoryGauge
 from labkit.localcloud.runtimeapi import Pending, RuntimeAPI
 from labkit.localcloud.sandbox import RUNTIME_ROOT, TASK_ROOT
 
@@ -52,36 +53,82 @@ class Outcome:
     max_memory_mb: int = 0
 
 
+@dataclass(frozen=True)
+class Start:
+    """What a launcher needs to start one environment."""
+
+    environment: dict[str, str]
+    task_dir: Path
+    tmp_dir: Path
+    tmp_mb: int
+    output: int
+
+
+class Process(Protocol):
+    """An environment's process, as the lab controls it."""
+
+    pid: int
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def kill(self) -> None: ...
+
+
+class Launcher(Protocol):
+    """Starts environment processes: a fork server or a spawner."""
+
+    kernel_peak: bool
+
+    def start(self, request: Start) -> Process: ...
+
+
 class ExecutionEnvironment:
-    """One sandbox: a process running the runtime client, and the Runtime API it talks to."""
+    """One sandbox: a process running the runtime, its output file, and the Runtime API it talks to."""
 
     def __init__(
         self,
-        server: ForkServer,
+        launcher: Launcher,
+        folder: Path,
         task_dir: Path,
         runtime_dir: Path,
         environment: dict[str, str],
         memory_mb: int,
+        tmp_mb: int,
     ) -> None:
         self.memory_mb = memory_mb
         self._paths = ((str(task_dir), TASK_ROOT), (str(runtime_dir), RUNTIME_ROOT))
-        self._api = RuntimeAPI()
-        self._output = bytearray()
-        self._output_lock = threading.Lock()
-        self._wake_r, self._wake_w = os.pipe()
-        self._synced = threading.Event()
+        self._folder = folder
+        tmp_dir = folder / "tmp"
+        tmp_dir.mkdir(parents=True)
+        output = folder / "output.log"
+        # A file, not a pipe: the function never blocks on it, and what it wrote before answering is
+        # there when the answer comes, on every OS.
+        writer = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0), 0o600)
+        self._output = open(output, "rb")
+        self._memory: MemoryGauge | None = None
+        self._started = threading.Event()
+        self._api = RuntimeAPI(on_contact=self._contact)
         self.started = time.monotonic()
         self.init_ms: float | None = None
         self.invocations = 0
         environment = dict(environment)
         environment["AWS_LAMBDA_RUNTIME_API"] = self._api.address
-        environment["LAMBDA_TASK_ROOT"] = str(task_dir)
-        environment["LAMBDA_RUNTIME_DIR"] = str(runtime_dir)
-        self.process = server.spawn(environment, task_dir)
-        self._stdout = self.process.stdout
-        os.set_blocking(self._stdout, False)
-        self._reader = threading.Thread(target=self._read_loop, name="labkit-env-output", daemon=True)
-        self._reader.start()
+        environment["LAMBDA_TASK_ROOT"] = TASK_ROOT
+        environment["LAMBDA_RUNTIME_DIR"] = RUNTIME_ROOT
+        try:
+            self.process = launcher.start(Start(environment, task_dir, tmp_dir, tmp_mb, writer))
+        except BaseException:
+            self._started.set()
+            self._api.close()
+            self._api.stop_listening()
+            self._output.close()
+            raise
+        finally:
+            os.close(writer)
+        self._memory = MemoryGauge(self.process.pid, launcher.kernel_peak)
+        self._started.set()
 
     @property
     def pid(self) -> int:
@@ -92,6 +139,14 @@ class ExecutionEnvironment:
     def alive(self) -> bool:
         """True while the process runs and the environment was not closed."""
         return not self._api.closed and self.process.poll() is None
+
+    def _contact(self, reported_kb: int) -> None:
+        # The runtime is alive and waiting for this answer: the moment to read its memory, even if it exits next.
+        # A forked runtime can call before its launcher has even returned its pid.
+        self._started.wait(5)
+        if self._memory is not None:
+            self._memory.report(reported_kb)
+            self._memory.sample()
 
     # The invoking side.
 
@@ -122,7 +177,7 @@ class ExecutionEnvironment:
             if self.process.poll() is not None:
                 self._exit_error(outcome, "exit")
                 break
-            if self._memory_kb("VmRSS") > self.memory_mb * 1024:
+            if self._sample() > self.memory_mb * 1024:
                 self._stop_process()
                 self._exit_error(outcome, "memory")
                 break
@@ -135,10 +190,15 @@ class ExecutionEnvironment:
         self._api.withdraw()
         return self._finish(outcome, started)
 
+    def _sample(self) -> int:
+        return self._memory.sample() if self._memory is not None else 0
+
     def _finish(self, outcome: Outcome, started: float) -> Outcome:
         outcome.duration_ms = (time.monotonic() - started) * 1000
-        peak = self._memory_kb("VmHWM")
-        outcome.max_memory_mb = max(1, -(-peak // 1024)) if peak else self.memory_mb
+        if self.process.poll() is None:
+            self._sample()
+        peak = self._memory.peak_kb if self._memory is not None else 0
+        outcome.max_memory_mb = max(1, -(-peak // 1024))
         if outcome.error_kind is None and peak > self.memory_mb * 1024:
             # Freed before a check saw it: the sandbox's limit would still have been hit.
             self._stop_process()
@@ -156,6 +216,7 @@ class ExecutionEnvironment:
         while not self._api.initialised.wait(MEMORY_CHECK_S):
             if self._api.init_error is not None or self.process.poll() is not None or time.monotonic() > deadline:
                 break
+            self._sample()
         self.init_ms = (time.monotonic() - self.started) * 1000
         if self._api.initialised.is_set() and self._api.init_error is None:
             return
@@ -171,7 +232,10 @@ class ExecutionEnvironment:
 
     def _exit_error(self, outcome: Outcome, kind: str) -> None:
         code = self.process.wait(5)
-        if code < 0:
+        if kind == "memory":
+            # The lab stopped it, as the kernel's OOM killer stops an environment on AWS.
+            reason = "signal: killed"
+        elif code < 0:
             name = signal.Signals(-code).name
             how = {"SIGKILL": "killed", "SIGSEGV": "segmentation fault", "SIGABRT": "aborted"}.get(name, name.lower())
             reason = f"signal: {how}"
@@ -182,16 +246,6 @@ class ExecutionEnvironment:
             "errorType": "Runtime.OutOfMemory" if kind == "memory" else "Runtime.ExitError",
             "errorMessage": f"RequestId: {outcome.request_id} Error: Runtime exited with error: {reason}",
         }
-
-    def _memory_kb(self, field_name: str) -> int:
-        try:
-            with open(f"/proc/{self.process.pid}/status", "rb") as status:
-                for line in status:
-                    if line.startswith(field_name.encode()):
-                        return int(line.split()[1])
-        except (OSError, ValueError, IndexError):
-            pass
-        return 0
 
     def _rewrite(self, value: Any) -> Any:
         """*value* with the sandbox's real folders named as Lambda names them."""
@@ -205,45 +259,9 @@ class ExecutionEnvironment:
             return {key: self._rewrite(item) for key, item in value.items()}
         return value
 
-    # The function's output: read as it comes, so a function that prints a lot never blocks.
-
-    def _read_loop(self) -> None:
-        while True:
-            try:
-                ready, _, _ = select.select([self._stdout, self._wake_r], [], [])
-            except (OSError, ValueError):
-                return
-            if self._wake_r in ready:
-                os.read(self._wake_r, 64)
-                eof = self._drain()
-                self._synced.set()
-                if eof:
-                    return
-            elif self._drain():
-                return
-
-    def _drain(self) -> bool:
-        """Read what the process wrote so far; True at end of output."""
-        while True:
-            try:
-                chunk = os.read(self._stdout, 1 << 16)
-            except BlockingIOError:
-                return False
-            except OSError:
-                return True
-            if not chunk:
-                return True
-            with self._output_lock:
-                self._output += chunk
-
     def _take_lines(self) -> list[str]:
-        """The lines written since the last call, once everything written before now has been read."""
-        if self._reader.is_alive():
-            self._synced.clear()
-            os.write(self._wake_w, b"x")
-            self._synced.wait(1.0)
-        with self._output_lock:
-            data, self._output = bytes(self._output), bytearray()
+        """The lines written since the last call: everything up to the end of the output file."""
+        data = self._output.read() or b""
         lines = []
         for raw in data.split(b"\n"):
             if not raw:
@@ -262,17 +280,14 @@ class ExecutionEnvironment:
                 self.process.wait(5)
 
     def close(self) -> None:
-        """Stop the process and the Runtime API; idempotent."""
+        """Stop the process and the Runtime API, and remove the environment's files (its /tmp); idempotent."""
         if not self._api.close():
             return
         self._stop_process()
+        self.process.kill()
         self._api.stop_listening()
-        self._reader.join(2)
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        with contextlib.suppress(OSError):
-            os.close(self._stdout)
+        self._output.close()
+        shutil.rmtree(self._folder, ignore_errors=True)
 
 
 def _utc_stamp() -> str:

@@ -1,14 +1,16 @@
-"""Start execution environments quickly: fork them from a process that has the runtime loaded.
+"""Start execution environments quickly on Linux: fork them from a process that has the runtime loaded.
 
 Every function process would start Python and import the AWS SDK (a second or more on a busy
 two-core machine), which made cold starts slower than AWS's and, in tests with short visibility
-timeouts, made SQS deliver messages twice. A fork server imports that once; each environment is
-a fork of it, given its own environment variables, folder and output pipe, and then runs AWS's
-runtime interface client exactly as a fresh process would. The runtime client itself is not
-loaded before the fork: it reads `AWS_LAMBDA_RUNTIME_API` when it loads.
+timeouts, made SQS deliver messages twice. A fork server (its program is `guest/forkserver.py`)
+imports that once; each environment is a fork of it, given its own environment variables, folder
+and output file, and then runs AWS's runtime interface client exactly as a fresh process would.
 
-The server and every environment die with the lab (PR_SET_PDEATHSIG), and the server reports
-each environment's exit status, which Lambda shows as `Runtime exited with error: ...`.
+With unprivileged namespaces the server lives in Lambda's file system and each environment in a
+PID and mount namespace of its own (`guest/mounts.py`); where the kernel refuses them, each
+environment falls back to Python's audit hooks (`guest/fsguard.py`), and `isolation` says which.
+The server and every environment die with the lab (PR_SET_PDEATHSIG), and the server reports each
+environment's exit status, which Lambda shows as `Runtime exited with error: ...`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import logging
 import os
 import signal
 import socket
@@ -26,87 +29,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from labkit.localcloud.environment import Start
+
+log = logging.getLogger(__name__)
+
 _PR_SET_PDEATHSIG = 1
-# The server's program. It runs with `-I -S`: no site-packages, only the runtime folder.
-_SERVER = r"""
-import ctypes, json, os, select, signal, socket, sys
-sys.path.insert(0, os.environ["LAMBDA_RUNTIME_DIR"])
-import boto3, boto3.session, botocore.session, botocore.client, botocore.httpsession, botocore.parsers
-import http.client, decimal, uuid, logging, traceback, importlib, concurrent.futures
-import awslambdaric.lambda_context, awslambdaric.lambda_runtime_marshaller, awslambdaric.lambda_runtime_log_utils
-import botocore.loaders
-
-# Service models are read-only: every function shares one loader, warmed with the services the lab
-# uses, as the parse of their JSON would otherwise be every cold start's biggest cost.
-shared_loader = botocore.loaders.create_loader()
-botocore.loaders.create_loader = lambda *args, **kwargs: shared_loader
-botocore.session.create_loader = botocore.loaders.create_loader
-for name in ("dynamodb", "sqs", "sns", "sts", "logs", "lambda", "s3"):
-    boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1").client(name)
-control = socket.socket(fileno=int(sys.argv[1]))
-libc = ctypes.CDLL(None)
-wake_r, wake_w = os.pipe()
-os.set_blocking(wake_w, False)
-signal.set_wakeup_fd(wake_w)
-signal.signal(signal.SIGCHLD, lambda *_: None)
-
-
-def child(spec, out):
-    libc.prctl(1, signal.SIGKILL)
-    if os.getppid() == 1:
-        os._exit(1)
-    signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    os.setsid()
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
-    for fd in (null, out, wake_r, wake_w):
-        os.close(fd)
-    control.close()
-    os.environ.clear()
-    os.environ.update(spec["env"])
-    os.chdir(spec["cwd"])
-    sys.path.insert(0, spec["env"]["LAMBDA_TASK_ROOT"])
-    sys.argv = [sys.argv[0], spec["env"]["_HANDLER"]]
-    code = 0
-    try:
-        from awslambdaric.__main__ import main
-        main(sys.argv)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    os._exit(code)
-
-
-while True:
-    ready = select.select([control, wake_r], [], [])[0]
-    if wake_r in ready:
-        os.read(wake_r, 4096)
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            control.send(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status)}).encode())
-    if control in ready:
-        message, fds, _, _ = socket.recv_fds(control, 1 << 20, 1)
-        if not message:
-            os._exit(0)
-        pid = os.fork()
-        if pid == 0:
-            child(json.loads(message), fds[0])
-        os.close(fds[0])
-        control.send(json.dumps({"pid": pid}).encode())
-"""
+_BOOT = "import sys; sys.path.insert(0, sys.argv[3]); from labkit_guest.forkserver import main; main()"
+# How long the server may take to load the runtime and report in (a second or two on a busy machine).
+READY_TIMEOUT_S = 60.0
 
 
 def _die_with_parent() -> None:
@@ -121,19 +51,13 @@ _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="labkit-spawner"
 class Child:
     """An environment process started by the fork server: what the lab needs of a Popen."""
 
-    def __init__(self, server: ForkServer, pid: int, stdout: int) -> None:
+    def __init__(self, server: ForkServer, pid: int) -> None:
         self._server = server
         self.pid = pid
-        self.stdout = stdout
-
-    @property
-    def returncode(self) -> int | None:
-        """The exit code (negative: the signal), once the process has ended."""
-        return self._server.exit_code(self.pid)
 
     def poll(self) -> int | None:
-        """The exit code if the process has ended, else None."""
-        return self.returncode
+        """The exit code (negative: the signal) if the process has ended, else None."""
+        return self._server.exit_code(self.pid)
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the process to end; raises subprocess.TimeoutExpired."""
@@ -149,19 +73,39 @@ class Child:
 class ForkServer:
     """One server process per local Lambda runtime, forking an environment on request."""
 
-    def __init__(self, runtime_dir: Path) -> None:
-        script = runtime_dir.parent / "forkserver.py"
-        script.write_text(_SERVER)
+    # The kernel keeps each process's high-water mark of memory (VmHWM), read while it lives.
+    kernel_peak = True
+
+    def __init__(self, runtime_dir: Path, code_dir: Path, root_dir: Path, hidden: list[str], namespaces: bool) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._socket = ours
         self._lock = threading.Lock()
         self._exits: dict[int, int] = {}
         self._replies: list[int] = []
+        self._ready: dict[str, str] | None = None
         self._changed = threading.Condition()
+        config = {
+            "isolation": "namespaces" if namespaces else "audit",
+            "root": str(root_dir),
+            "code": str(code_dir),
+            "runtime": str(runtime_dir),
+            "hidden": hidden,
+        }
         self.process = _SPAWNER.submit(
             subprocess.Popen,
-            [sys.executable, "-I", "-S", "-B", "-u", str(script), str(theirs.fileno())],
-            env={"LAMBDA_RUNTIME_DIR": str(runtime_dir), "LANG": "en_US.UTF-8"},
+            [
+                sys.executable,
+                "-I",
+                "-S",
+                "-B",
+                "-u",
+                "-c",
+                _BOOT,
+                str(theirs.fileno()),
+                json.dumps(config),
+                str(runtime_dir),
+            ],
+            env={"LANG": "en_US.UTF-8"},
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -172,25 +116,29 @@ class ForkServer:
         self._reader = threading.Thread(target=self._read, name="labkit-forkserver", daemon=True)
         self._reader.start()
 
-    def spawn(self, environment: dict[str, str], cwd: Path, timeout: float = 30.0) -> Child:
-        """Fork an environment process with exactly *environment*, in *cwd*."""
-        read_end, write_end = os.pipe()
-        try:
-            with self._lock:
-                request = json.dumps({"env": environment, "cwd": str(cwd)}).encode()
-                socket.send_fds(self._socket, [request], [write_end])
-                with self._changed:
-                    if not self._changed.wait_for(lambda: self._replies or not self._alive(), timeout):
-                        raise RuntimeError("The local Lambda runtime's fork server did not answer.")
-                    if not self._replies:
-                        raise RuntimeError("The local Lambda runtime's fork server has stopped.")
-                    pid = self._replies.pop(0)
-        except BaseException:
-            os.close(read_end)
-            raise
-        finally:
-            os.close(write_end)
-        return Child(self, pid, read_end)
+    @property
+    def isolation(self) -> str:
+        """`namespaces` or `audit`: how the environments get Lambda's file system (waits for the server)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._ready is not None or not self._alive(), READY_TIMEOUT_S)
+            if self._ready is None:
+                raise RuntimeError("The local Lambda runtime's fork server did not start.")
+            return self._ready["isolation"]
+
+    def start(self, request: Start) -> Child:
+        """Fork an environment process with exactly the request's environment, in its code folder."""
+        self.isolation  # noqa: B018 - waits until the server has loaded the runtime
+        with self._lock:
+            spec: dict[str, Any] = {"env": request.environment, "task": str(request.task_dir)}
+            spec.update(tmp=str(request.tmp_dir), tmp_mb=request.tmp_mb)
+            socket.send_fds(self._socket, [json.dumps(spec).encode()], [request.output])
+            with self._changed:
+                if not self._changed.wait_for(lambda: self._replies or not self._alive(), READY_TIMEOUT_S):
+                    raise RuntimeError("The local Lambda runtime's fork server did not answer.")
+                if not self._replies:
+                    raise RuntimeError("The local Lambda runtime's fork server has stopped.")
+                pid = self._replies.pop(0)
+        return Child(self, pid)
 
     def _alive(self) -> bool:
         return self.process.poll() is None and self._reader.is_alive()
@@ -225,9 +173,17 @@ class ForkServer:
                 message: dict[str, Any] = json.loads(data)
                 if "pid" in message:
                     self._replies.append(int(message["pid"]))
+                elif "isolation" in message:
+                    self._ready = message
+                    if message["reason"]:
+                        log.info("Lambda's file system comes from Python's audit hooks: %s", message["reason"])
                 else:
                     self._exits[int(message["exit"])] = int(message["code"])
                 self._changed.notify_all()
+
+    def pids(self) -> list[int]:
+        """The server's own process id while it runs."""
+        return [self.process.pid] if self.alive else []
 
     def close(self) -> None:
         """Stop the server by its id; its environments die with it."""

@@ -23,13 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from labkit.localcloud.environment import ExecutionEnvironment
-from labkit.localcloud.forkserver import ForkServer
+from labkit.localcloud.launch import FAST, Launchers, chosen_path
 from labkit.localcloud.platformlog import LogWriter, log_text
 from labkit.localcloud.sandbox import LOCAL_LAMBDA_CREDENTIALS, prepare_runtime_dir, sandbox_environment
 from labkit.session import Clients
 
 # The settings whose change gives the next invocation a new environment (a cold start).
-_VERSION_FIELDS = ("FunctionArn", "CodeSha256", "Handler", "Runtime", "Timeout", "MemorySize", "Environment", "Role")
+_VERSION_FIELDS = tuple(
+    "FunctionArn CodeSha256 Handler Runtime Timeout MemorySize EphemeralStorage Environment Role".split()
+)
+# Lambda's default /tmp: https://docs.aws.amazon.com/lambda/latest/dg/configuration-ephemeral-storage.html
+DEFAULT_EPHEMERAL_MB = 512
 
 
 @dataclass(frozen=True)
@@ -73,11 +77,11 @@ class FunctionRuntime:
         self._credentials: dict[str, tuple[float, dict[str, str]]] = {}
         self._workdir = tempfile.TemporaryDirectory(prefix="labkit-lambda-")
         self._runtime_dir = Path(self._workdir.name) / "runtime" / "python"
-        prepare_runtime_dir(self._runtime_dir)
-        # Started by `warm()` once a mapping exists, or else by the first invocation: loading the
-        # runtime costs the fork server about half a second of CPU, spent for nothing by a cloud
-        # that never runs a function.
-        self._server: ForkServer | None = None
+        path = chosen_path()
+        prepare_runtime_dir(self._runtime_dir, aws_client=path == FAST)
+        # A fork server starts by `warm()` once a mapping exists, or else at the first invocation: loading
+        # the runtime costs it about half a second of CPU, spent for nothing by a cloud that runs no function.
+        self._launchers = Launchers(Path(self._workdir.name), self._runtime_dir, path)
         self._lock = threading.Lock()
         self._idle: dict[str, list[ExecutionEnvironment]] = {}
         self._current: dict[str, str] = {}
@@ -96,10 +100,18 @@ class FunctionRuntime:
             self._idle.clear()
         for environment in live:
             environment.close()
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        self._launchers.close()
         self._workdir.cleanup()
+
+    @property
+    def path(self) -> str:
+        """`fork` (Linux's fast path) or `portable`: how this runtime starts its environments."""
+        return self._launchers.path
+
+    @property
+    def isolation(self) -> str:
+        """`namespaces` or `audit`: what gives functions Lambda's file system here."""
+        return self._launchers.isolation
 
     def reset(self) -> None:
         """Stop every idle execution environment, so the next invocations start cold."""
@@ -221,12 +233,17 @@ class FunctionRuntime:
     def _start(self, settings: dict[str, Any]) -> ExecutionEnvironment:
         task_dir = self._unpack(settings)
         stream = f"{time.strftime('%Y/%m/%d', time.gmtime())}/[{settings.get('Version', '$LATEST')}]{uuid.uuid4().hex}"
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("The local Lambda runtime is stopped.")
         environment = ExecutionEnvironment(
-            self._fork_server(),
+            self._launchers.get(),
+            Path(self._workdir.name) / "environments" / uuid.uuid4().hex,
             task_dir,
             self._runtime_dir,
             self._environment(settings, stream),
             int(settings.get("MemorySize", 128)),
+            int((settings.get("EphemeralStorage") or {}).get("Size", DEFAULT_EPHEMERAL_MB)),
         )
         with self._lock:
             self._streams_of[environment] = stream
@@ -235,31 +252,17 @@ class FunctionRuntime:
     def warm(self) -> None:
         """Start loading the runtime now, so the first invocation does not wait for it."""
         with self._lock:
-            if self._closed or self._server is not None:
+            if self._closed or self._launchers.started:
                 return
-        self._fork_server()
-
-    def _fork_server(self) -> ForkServer:
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("The local Lambda runtime is stopped.")
-            if self._server is None or not self._server.alive:
-                if self._server is not None:
-                    self._server.close()
-                self._server = ForkServer(self._runtime_dir)
-            return self._server
+        self._launchers.get()
 
     def process_ids(self) -> list[int]:
         """The process ids of every process the runtime runs: environments and the fork server."""
-        pids = self.environment_pids()
-        with self._lock:
-            if self._server is not None and self._server.alive:
-                pids.append(self._server.process.pid)
-        return pids
+        return self.environment_pids() + self._launchers.pids()
 
     def _unpack(self, settings: dict[str, Any]) -> Path:
         digest = hashlib.sha256(f"{settings['FunctionArn']}:{settings['CodeSha256']}".encode()).hexdigest()[:16]
-        folder = Path(self._workdir.name) / "code" / digest
+        folder = self._launchers.code_dir / digest
         with self._lock:
             if not folder.is_dir():
                 staging = folder.with_name(digest + ".tmp-" + uuid.uuid4().hex)

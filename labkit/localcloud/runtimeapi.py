@@ -5,6 +5,10 @@ Lambda sandbox has its own), serving the documented endpoints of version 2018-06
 client's `invocation/next` blocks until an event is handed over, `invocation/<id>/response` and
 `invocation/<id>/error` answer it, and `init/error` reports a function that failed to load:
 https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html
+
+Every request is also the moment the environment is known to be alive and waiting: the API tells
+its environment (`on_contact`), with the peak memory labkit's portable runtime reports in a header
+of its own (AWS's client sends none: on Linux the lab reads the kernel's figure instead).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -22,6 +27,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 RUNTIME_API_VERSION = "2018-06-01"
+# The header in which labkit's runtime loop (guest/lambdaloop.py) reports its process's peak memory.
+PEAK_MEMORY_HEADER = "Labkit-Peak-Memory-Kb"
 
 
 @dataclass
@@ -41,7 +48,8 @@ class Pending:
 class RuntimeAPI:
     """The Runtime API server of one environment: at most one invocation in flight."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_contact: Callable[[int], None] | None = None) -> None:
+        self._on_contact = on_contact
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._lock = threading.Condition()
         self._pending: Pending | None = None
@@ -110,6 +118,11 @@ class RuntimeAPI:
             pending.done.set()
             return True
 
+    def contact(self, peak_memory_kb: int) -> None:
+        """The runtime called: let the environment look at it while it waits for the answer."""
+        if self._on_contact is not None:
+            self._on_contact(peak_memory_kb)
+
     def init_failed(self, error: dict[str, Any]) -> None:
         """Record the error the runtime reported while loading the function."""
         self.init_error = error
@@ -142,7 +155,15 @@ class _RuntimeAPIHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("runtime api: " + format, *args)
 
+    def _contact(self) -> None:
+        try:
+            reported = int(self.headers.get(PEAK_MEMORY_HEADER) or 0)
+        except ValueError:
+            reported = 0
+        self.server.contact(reported)
+
     def do_GET(self) -> None:
+        self._contact()
         if self.path != self._PREFIX + "invocation/next":
             return self._reply(404, {"errorType": "InvalidRequest", "errorMessage": f"Unknown path {self.path}"})
         pending = self.server.next_invocation()
@@ -160,6 +181,7 @@ class _RuntimeAPIHandler(BaseHTTPRequestHandler):
         self.wfile.write(pending.body)
 
     def do_POST(self) -> None:
+        self._contact()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         path = self.path[len(self._PREFIX) :] if self.path.startswith(self._PREFIX) else ""

@@ -1,8 +1,9 @@
 """What a Lambda sandbox has: its folders and modules, its environment variables and credentials.
 
 An execution environment's process sees the standard library, boto3 and botocore with their
-dependencies, the runtime client, and the function's own code, under the names Lambda gives
-them (`/var/task`, `/var/runtime`); nothing else of the lab's virtualenv. Its environment is
+dependencies, the runtime client (AWS's where it installs, else labkit's loop in `guest/`), and
+the function's own code, under the names Lambda gives them (`/var/task`, `/var/runtime`); nothing
+else of the lab's virtualenv. Its environment is
 built from scratch, with no variable of the host: the variables every Lambda sandbox has, those
 naming the function, its credentials, and the function's own variables:
 https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime
@@ -11,16 +12,15 @@ https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configur
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 # What AWS's Python runtime has besides the standard library: the runtime client and its
 # dependencies, and the AWS SDK with its own.
 RUNTIME_MODULES = (
-    "awslambdaric",
-    "runtime_client",
     "simplejson",
-    "snapshot_restore_py",
     "boto3",
     "botocore",
     "s3transfer",
@@ -29,6 +29,10 @@ RUNTIME_MODULES = (
     "six",
     "urllib3",
 )
+# AWS's runtime client, where it installs (Linux): its C extension and its snapshot hooks come with it.
+CLIENT_MODULES = ("awslambdaric", "runtime_client", "snapshot_restore_py")
+# labkit's code for inside the environments, under a name no function's module would take.
+GUEST = "labkit_guest"
 TASK_ROOT = "/var/task"
 RUNTIME_ROOT = "/var/runtime"
 # Without IAM checks any key will do; this one is never labkit's own, so the local cloud can tell a
@@ -53,17 +57,38 @@ SANDBOX_VARIABLES = {
 }
 
 
-def prepare_runtime_dir(folder: Path) -> None:
-    """Fill *folder* with links to the modules AWS's Python runtime has."""
+def has_aws_client() -> bool:
+    """True when AWS's runtime interface client is installed (it publishes wheels for Linux alone)."""
+    return all(importlib.util.find_spec(name) is not None for name in CLIENT_MODULES)
+
+
+def prepare_runtime_dir(folder: Path, aws_client: bool) -> None:
+    """Fill *folder* with links to the modules AWS's Python runtime has, and labkit's guest code."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in RUNTIME_MODULES:
+    for name in (*RUNTIME_MODULES, *(CLIENT_MODULES if aws_client else ())):
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin is None:
-            raise RuntimeError(f"The local Lambda runtime needs the package {name!r}: pip install awslambdaric boto3")
+            raise RuntimeError(f"The local Lambda runtime needs the package {name!r}: pip install boto3 simplejson")
         source = Path(spec.origin).parent if spec.submodule_search_locations else Path(spec.origin)
-        link = folder / source.name
-        if not link.exists():
-            link.symlink_to(source)
+        _link(source, folder / source.name)
+    _link(Path(__file__).parent / "guest", folder / GUEST)
+
+
+def _link(source: Path, link: Path) -> None:
+    if link.exists():
+        return
+    try:
+        link.symlink_to(source, target_is_directory=source.is_dir())
+    except OSError:
+        # Windows lets only administrators (or developer mode) make symbolic links; a junction needs nothing.
+        if source.is_dir() and os.name == "nt":
+            import _winapi
+
+            _winapi.CreateJunction(str(source), str(link))  # type: ignore[attr-defined]
+        elif source.is_dir():
+            shutil.copytree(source, link)
+        else:
+            shutil.copy2(source, link)
 
 
 def sandbox_environment(

@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 # Idle kernels are stopped so nine open notebooks fit a 2 GB machine (85-200 MB per kernel). Connected ones too:
 # an open tab keeps its kernel connected forever, and every notebook's catch-up cell rebuilds its state.
@@ -87,7 +88,8 @@ def run(command: Sequence[str], env: dict[str, str]) -> int:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
 
-    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    # Windows has no SIGHUP (closing the console sends its own event, which ends the process).
+    handled = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
     previous = {sig: signal.signal(sig, stop) for sig in handled}
     try:
         code = process.wait()
@@ -99,11 +101,30 @@ def run(command: Sequence[str], env: dict[str, str]) -> int:
 
 
 def stop_process_group(process: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGTERM *process* (JupyterLab stops its kernels on it), then kill its group if it is still there."""
+    """SIGTERM *process* (JupyterLab stops its kernels on it), then kill its group if it is still there.
+
+    Windows has no process groups to kill: there the processes JupyterLab started (its kernels) are found
+    by psutil, by parent, before it is stopped, and whichever of them is left is killed by its own id.
+    """
+    children = _children(process.pid) if not hasattr(os, "killpg") else []
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=grace)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
+    if hasattr(os, "killpg"):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+    else:
+        for child in children:
+            with contextlib.suppress(Exception):  # psutil.NoSuchProcess: it ended with JupyterLab
+                child.kill()
     process.wait()
+
+
+def _children(pid: int) -> list[Any]:
+    import psutil
+
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.NoSuchProcess:
+        return []
