@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from labkit.lab import Lab
+from labkit.lambdaerrors import advice as lab_advice
 from labkit.observe import logs
 from labkit.observe.dlq import decode_body, scan_dlq
 from labkit.resources import sqs, triggers
@@ -114,9 +115,21 @@ def batch_sizes(lab: Lab, runs: Sequence[BatchRun] | None = None, **_: Any) -> t
 
 
 def _last_failure(lab: Lab, order_id: str, since: float) -> str:
-    """`, where the function last failed on it with <error>` from its log, or nothing when the log says nothing."""
-    reasons = [i.reason() for i in logs.order_invocations(lab, order_id, since) if i.failed]
-    return f", where the function last failed on it with {reasons[-1]}" if reasons and reasons[-1] else ""
+    """`, where the function last failed on it with <error>` from its log, or nothing when the log says nothing.
+
+    An error of Lambda's own (an import, a timeout, an exit) is the handler's fault, not the order's: then
+    it says to fix the handler first, as sending the order back would only fail again.
+    """
+    failed = [i for i in logs.order_invocations(lab, order_id, since) if i.failed]
+    if not failed or not failed[-1].reason():
+        return ""
+    last = failed[-1]
+    said = f", where the function last failed on it with {last.reason()}"
+    kind = last.error.error_type if last.error is not None else "Sandbox.Timedout"
+    if kind.startswith(("Runtime.", "Sandbox.")):
+        advice = last.error.advice() if last.error is not None else lab_advice(kind)
+        return f"{said}. That is the handler's fault, not the order's: {advice} Redeploy it first (notebook 04)"
+    return said
 
 
 def stack_deployed(lab: Lab, prefix: str | None = None, **_: Any) -> tuple[bool, str]:
