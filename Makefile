@@ -29,27 +29,27 @@ demo: $(STAMP)
 	$(BIN)/labkit demo
 
 # Tests run in parallel (pytest-xdist), a file per worker at a time: a notebook's cells share one kernel and a
-# test file's module-scoped fixtures (a JupyterLab, a local cloud) are built once. Two workers per core: most of
+# test file's module-scoped fixtures (a JupyterLab, a local cloud) are built once. Three workers per core: most of
 # a test's time is waiting (visibility timeouts, kernels, a browser), so the cores stay busy. WORKERS sets the
 # number (0: one process).
-WORKERS ?= $(shell $(PYTHON) -c "import os; print(2 * (os.cpu_count() or 1))")
+WORKERS ?= $(shell $(PYTHON) -c "import os; print(3 * (os.cpu_count() or 1))")
 PYTEST := $(BIN)/pytest --dist loadfile --durations=10
 
 ## test: every test and every notebook (nbval) under the local cloud, but the wheel resolution (test-wheels)
 test: $(STAMP)
-	$(PYTEST) -n $(WORKERS) -m "not wheels" --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg tests notebooks
+	$(PYTEST) -n $(WORKERS) -m "not wheels and not course" --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg tests notebooks
 
 ## test-fast: the unit tests alone: no notebooks, no browser, nothing marked slow
 test-fast: $(STAMP)
-	$(PYTEST) -n $(WORKERS) -m "not browser and not slow and not wheels" tests
+	$(PYTEST) -n $(WORKERS) -m "not browser and not slow and not wheels and not course" tests
 
 ## test-wheels: pip resolves every dependency to wheels for Linux, macOS and Windows, Python 3.11-3.13 (needs PyPI)
 test-wheels: $(STAMP)
 	$(PYTEST) -n 0 -m wheels tests/test_wheels.py
 
-## test-course: nbgrader's whole cycle on every notebook (generate, autograde, feedback, export); CI runs it
+## test-course: nbgrader's whole cycle on every notebook (generate, autograde, feedback, export), minutes; CI runs it
 test-course: $(STAMP)
-	LABKIT_COURSE_NOTEBOOKS=all $(BIN)/pytest -n 0 --durations=5 tests/test_course.py
+	LABKIT_COURSE_NOTEBOOKS=all $(BIN)/pytest -n 0 --durations=5 -m course tests/test_course.py
 
 ## bench: the benchmark at full size (minutes); its figures are in the README
 bench: $(STAMP)

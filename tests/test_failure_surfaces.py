@@ -78,7 +78,7 @@ def runs() -> Iterator[dict[str, Run]]:
     from labkit.config import Config
     from labkit.localcloud import LocalCloud
 
-    server = LocalCloud.server(Config.from_env({}, function_timeout=1, visibility_timeout=2))
+    server = LocalCloud.server(Config.from_env({}, function_timeout=1, visibility_timeout=3))
     try:
 
         def run(kind: str) -> Run:

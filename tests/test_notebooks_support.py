@@ -73,8 +73,10 @@ def test_journey_of_a_good_order_ends_stored(built_lab: Lab) -> None:
 
     assert trip.outcome == "stored"
     assert trip.final_line == "stored: 01234"
-    assert [s.stage for s in trip.steps] == ["published", "in queue", "received", "stored"]
-    assert trip.receive_counts == (1,)
+    # SQS delivers at least once: under load a second delivery (a "duplicate" receive) may come before the end.
+    stages = [s.stage for s in trip.steps]
+    assert stages[:3] == ["published", "in queue", "received"] and stages[-1] == "stored"
+    assert set(stages[3:-1]) <= {"received"} and trip.receive_counts[0] == 1
     assert trip.message_id and trip.reason is None
     assert str(trip).splitlines() == trip.lines() == [s.text for s in trip.steps]
     assert list(trip.frame().columns) == ["stage", "what", "after_s"]
