@@ -68,6 +68,16 @@ def load_template(text: str, source: str = "the template") -> dict[str, Any]:
     return loaded
 
 
+def load_fragment(text: str, source: str = "the YAML") -> dict[str, Any]:
+    """Read part of a template (resources or properties, with the same short-form intrinsics); empty is {}.
+
+    A student's answer that is still only a comment reads as nothing, not as an error.
+    """
+    if not text.strip() or all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()):
+        return {}
+    return load_template(text, source)
+
+
 class _Tagged:
     """An intrinsic function to be written in its short form."""
 

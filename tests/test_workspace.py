@@ -16,7 +16,7 @@ from nbclient import NotebookClient
 
 from labkit.cli import main
 from labkit.errors import ConfigError
-from labkit.notebook import jupyterlab
+from labkit.notebook import editions, jupyterlab
 from labkit.notebook.workspace import WORK_DIR, working_copy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,3 +142,20 @@ def test_running_a_working_copy_leaves_the_tracked_notebook_unchanged(tmp_path: 
     # THEN the copy changed and the tracked notebook did not
     assert digest(copy) != before
     assert digest(tracked) == before
+
+
+def test_the_editions_are_found_from_any_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a folder that is not the repository
+    monkeypatch.chdir(tmp_path)
+    # THEN the editions are the repository's, beside this install of labkit
+    assert editions.edition_dir().resolve() == ROOT / "student"
+    assert editions.edition_dir(instructor=True).resolve() == ROOT / "notebooks"
+    # AND without the repository, the copies a wheel carries
+    monkeypatch.setattr(editions, "__file__", str(tmp_path / "site" / "labkit" / "notebook" / "editions.py"))
+    packaged = tmp_path / "site" / "labkit" / "editions" / "student"
+    with pytest.raises(ConfigError, match="No student edition found"):
+        editions.edition_dir()
+    packaged.mkdir(parents=True)
+    shutil.copyfile(ROOT / "student" / "01_create_table.ipynb", packaged / "01_create_table.ipynb")
+    monkeypatch.setattr(editions, "PACKAGED", tmp_path / "site" / "labkit" / "editions")
+    assert editions.edition_dir() == packaged

@@ -23,9 +23,6 @@ from labkit.errors import ConfigError
 from labkit.lab import connect
 from labkit.orders import MALFORMED_BODY, SAMPLE_ORDER
 
-# The instructor edition's folder; the student edition's is `labkit.notebook.editions.STUDENT_DIR`.
-INSTRUCTOR_DIR = "notebooks"
-
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the local cloud until SIGINT or SIGTERM."""
@@ -50,14 +47,16 @@ def cmd_lab(args: argparse.Namespace) -> int:
     """Serve the local cloud and run JupyterLab against it, as `make lab` does; stop both on Ctrl-C or SIGTERM."""
     from labkit.localcloud import LocalCloud
     from labkit.notebook import jupyterlab
-    from labkit.notebook.editions import STUDENT_DIR
+    from labkit.notebook.editions import PACKAGED, edition_dir
     from labkit.notebook.workspace import WORK_DIR, working_copy
 
-    source = args.notebooks or Path(INSTRUCTOR_DIR if args.instructor else STUDENT_DIR)
+    source = args.notebooks or edition_dir(instructor=args.instructor)
     if not source.is_dir():
         raise ConfigError(f"No notebooks folder at {source}: run from the repository or pass --notebooks.")
+    # The copies go beside the edition in a checkout; an edition inside an install gets them in this folder.
+    base = Path.cwd() if PACKAGED.resolve() in source.resolve().parents else source.resolve().parent
     # The instructor edition's copies sit apart from a student's own work.
-    folder, _ = working_copy(source, source.resolve().parent / WORK_DIR / "instructor" if args.instructor else None)
+    folder, _ = working_copy(source, base / WORK_DIR / ("instructor" if args.instructor else ""))
     as_root = hasattr(os, "geteuid") and os.geteuid() == 0
     command = jupyterlab.command(folder, args.jupyter_args, as_root=as_root)
     try:

@@ -23,6 +23,9 @@ from labkit.errors import ConfigError
 COURSE_ID = "orders-lab"
 ASSIGNMENT = "orders-lab"
 STUDENT_DIR = "student"
+INSTRUCTOR_DIR = "notebooks"
+# Where a wheel carries the two editions (pyproject.toml's force-include), for an install without the repository.
+PACKAGED = Path(__file__).resolve().parents[1] / "editions"
 
 # nbgrader's settings for the course, read by every nbgrader command run in its directory.
 NBGRADER_CONFIG = f'''"""nbgrader's settings for the Orders Lab course (written by `labkit course`)."""
@@ -48,6 +51,20 @@ for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
 # nbgrader runs `alembic` to set up its gradebook: the one beside this Python, activated or not.
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 '''
+
+
+def edition_dir(instructor: bool = False) -> Path:
+    """The folder of an edition: the current folder's (the repository), the repository beside an editable
+    install, or the copy a wheel carries; the first that holds notebooks."""
+    name = INSTRUCTOR_DIR if instructor else STUDENT_DIR
+    repository = Path(__file__).resolve().parents[2]
+    for candidate in (Path(name), repository / name, PACKAGED / ("instructor" if instructor else "student")):
+        if candidate.is_dir() and any(candidate.glob("*.ipynb")):
+            return candidate
+    raise ConfigError(
+        f"No {'instructor' if instructor else 'student'} edition found ({name}/ here, beside labkit, or in its "
+        "install): run from the repository, or pass --notebooks."
+    )
 
 
 def write_course(target: Path, notebooks: Path) -> Path:
