@@ -77,7 +77,12 @@ def test_ci_runs_the_test_command_the_readme_gives():
     assert re.search(r"^make test$", ci, re.MULTILINE), ".ci/run must call the README's test command"
 
 
-def test_the_handler_ships_inside_the_wheel():
+def test_the_handler_and_both_editions_ship_inside_the_wheel():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     force = project["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
-    assert force == {"lambda/code.py": "labkit/lambda_code/code.py"}
+    editions = {
+        f"{folder}/{notebook.name}": f"labkit/editions/{target}/{notebook.name}"
+        for folder, target in (("student", "student"), ("notebooks", "instructor"))
+        for notebook in sorted((ROOT / folder).glob("*.ipynb"))
+    }
+    assert force == {"lambda/code.py": "labkit/lambda_code/code.py", **editions}
