@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: lab lab-instructor demo test test-fast test-wheels test-course student bench bench-smoke lint format clean
+.PHONY: lab lab-instructor demo test test-fast test-wheels test-portable test-course student bench bench-smoke lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,15 +37,19 @@ PYTEST := $(BIN)/pytest --dist loadfile --durations=10
 
 ## test: every test and every notebook (nbval) under the local cloud, but the wheel resolution (test-wheels)
 test: $(STAMP)
-	$(PYTEST) -n $(WORKERS) -m "not wheels and not course" --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg tests notebooks
+	$(PYTEST) -n $(WORKERS) -m "not wheels and not course and not portable" --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg tests notebooks
 
 ## test-fast: the unit tests alone: no notebooks, no browser, nothing marked slow
 test-fast: $(STAMP)
-	$(PYTEST) -n $(WORKERS) -m "not browser and not slow and not wheels and not course" tests
+	$(PYTEST) -n $(WORKERS) -m "not browser and not slow and not wheels and not course and not portable" tests
 
 ## test-wheels: pip resolves every dependency to wheels for Linux, macOS and Windows, Python 3.11-3.13 (needs PyPI)
 test-wheels: $(STAMP)
 	$(PYTEST) -n 0 -m wheels tests/test_wheels.py
+
+## test-portable: the execution, lifetime, trigger and file-system tests on the portable path (macOS's, Windows'); CI runs it
+test-portable: $(STAMP)
+	$(PYTEST) -n $(WORKERS) -m portable tests
 
 ## test-course: nbgrader's whole cycle on every notebook (generate, autograde, feedback, export), minutes; CI runs it
 test-course: $(STAMP)

@@ -34,8 +34,12 @@ RUN_STATE_JS = """
   if (!indicator || indicator.dataset.status !== 'idle') return null;
   const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputArea .jp-InputPrompt')]
     .map(p => p.textContent.trim());
+  // textContent, not innerText: JupyterLab leaves cells scrolled out of view unrendered, and their innerText is empty.
   const red = [...panel.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
-    .map(o => o.innerText.trim());
+    .map(o => {
+      const source = o.closest('.jp-CodeCell')?.querySelector('.jp-InputArea')?.textContent ?? '';
+      return `${o.textContent.trim()}\n(in the cell that begins: ${source.trim().slice(0, 120)})`;
+    });
   if (prompts.some(t => t.includes('*'))) return null;
   if (!red.length && !prompts.every(t => /\\[\\d+\\]/.test(t))) return null;
   return {prompts, red};
