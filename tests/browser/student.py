@@ -162,7 +162,8 @@ class Student:
             state = self.page.wait_for_function(RUN_STATE_JS, timeout=RUN_ALL_TIMEOUT_MS, polling=250).json_value()
         what = f"run every cell of {notebook}"
         if state["red"]:
-            self.fail(what, "no error and nothing on stderr", f"a cell printed:\n{state['red'][0][-2000:]}")
+            printed = "\n---\n".join(red[-1500:] for red in state["red"])
+            self.fail(what, "no error and nothing on stderr", f"{len(state['red'])} red output(s):\n{printed}")
         not_run = [prompt for prompt in state["prompts"] if not re.fullmatch(r"\[\d+\]:?", prompt)]
         if not_run:
             self.fail(what, "every code cell run", f"{len(not_run)} of {len(state['prompts'])} did not run")
