@@ -33,7 +33,7 @@ demo: $(STAMP)
 # a test's time is waiting (visibility timeouts, kernels, a browser), so the cores stay busy. WORKERS sets the
 # number (0: one process).
 WORKERS ?= $(shell $(PYTHON) -c "import os; print(3 * (os.cpu_count() or 1))")
-PYTEST := $(BIN)/pytest --dist loadfile --durations=10
+PYTEST := $(BIN)/pytest --dist loadfile --no-loadscope-reorder --durations=10
 
 ## test: every test and every notebook (nbval) under the local cloud, but the wheel resolution (test-wheels)
 test: $(STAMP)

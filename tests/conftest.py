@@ -184,23 +184,28 @@ SLOW_MODULES = {
 }
 
 
-# The files that take longest (a minute or so of waiting each, measured with --durations), handed to the
-# workers first: pytest-xdist gives out whole files in collection order, and a long file started last makes
-# the whole run wait for it alone.
+# The files that take longest (wall time per file in one `make test`, longest first), handed to the workers
+# first: pytest-xdist gives out whole files in collection order (the Makefile turns off its reordering by
+# test count), and a long file started last makes the whole run wait for it alone.
 LONG_FIRST = (
     "tests/test_grading.py",
-    "tests/test_builders.py",
     "tests/test_cli.py",
-    "tests/browser/test_jupyterlab.py",
-    "tests/test_lifetimes.py",
+    "tests/test_builders.py",
     "tests/reliability/test_faults.py",
-    "tests/test_awscli_stacks.py",
     "tests/test_localcloud.py",
+    "tests/browser/test_jupyterlab.py",
     "tests/test_function_errors.py",
     "tests/test_aws_rules.py",
     "notebooks/04_deploy_function.ipynb",
-    "notebooks/08_grade_cleanup.ipynb",
     "tests/test_exercises.py",
+    "tests/test_awscli_stacks.py",
+    "notebooks/08_grade_cleanup.ipynb",
+    "tests/test_server.py",
+    "tests/test_notebooks_support.py",
+    "tests/test_bench.py",
+    "tests/test_failure_surfaces.py",
+    "tests/test_notebook_06.py",
+    "notebooks/09_pipeline_as_code.ipynb",
 )
 
 

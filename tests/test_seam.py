@@ -1,8 +1,14 @@
 """The one place labkit touches moto's internals: fail loudly if a moto release moves them."""
 
+import json
+import os
+import subprocess
+import sys
 import time
+import types
 
 import boto3
+import pytest
 
 from labkit.config import Config
 from labkit.localcloud import LocalCloud, seam
@@ -186,3 +192,46 @@ def test_sqs_messages_are_not_kept_after_they_are_deleted(local_cloud):
     assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"] == {
         "ApproximateNumberOfMessages": "0"
     }
+
+
+def test_a_local_cloud_leaves_motos_cloudformation_unimported_until_a_stack_request(tmp_path):
+    """moto's CloudFormation costs two seconds of imports: a cloud without stacks never pays them, and the
+    first stack request is still answered by labkit's engine (the patches go in when moto imports it)."""
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import json, sys\n"
+        "import labkit\n"
+        "lab = labkit.connect()\n"
+        "lab.ensure_queues()\n"
+        "before = 'moto.cloudformation.responses' in sys.modules\n"
+        "cf = lab.clients('cloudformation')\n"
+        "template = {'Resources': {'Q': {'Type': 'AWS::SQS::Queue', 'Properties': {'QueueName': 'SeamQ'}}}}\n"
+        "cf.create_stack(StackName='seam', TemplateBody=json.dumps(template))\n"
+        "cf.get_waiter('stack_create_complete').wait(StackName='seam', WaiterConfig={'Delay': 1})\n"
+        "from moto.cloudformation.responses import CloudFormationResponse\n"
+        "print(json.dumps({'before': before, 'answered_by': CloudFormationResponse.create_stack.__module__,\n"
+        "    'status': cf.describe_stacks(StackName='seam')['Stacks'][0]['StackStatus']}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LABKIT_"))}
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found == {
+        "before": False,
+        "answered_by": "labkit.localcloud.seam.cloudformation",
+        "status": "CREATE_COMPLETE",
+    }
+
+
+def test_a_moto_whose_cloudformation_moved_is_refused_when_it_is_imported(monkeypatch):
+    # GIVEN a moto whose CloudFormation responses lack the operations the engine answers
+    from labkit.localcloud.seam import cloudformation
+
+    monkeypatch.setattr(cloudformation, "_table", None)
+    monkeypatch.setattr(cloudformation, "_originals", {})
+    moved = types.ModuleType("moto.cloudformation.responses")
+    moved.CloudFormationResponse = type("CloudFormationResponse", (), {})  # type: ignore[attr-defined]
+    # WHEN moto imports it, THEN the local cloud says which parts are gone
+    with pytest.raises(RuntimeError, match=r"does not support this moto: .*CloudFormationResponse\.create_stack"):
+        cloudformation._on_import(moved)

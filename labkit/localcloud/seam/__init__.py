@@ -59,7 +59,7 @@ def install(invoke_hook: InvokeHook | None = None) -> None:
             if invoke_hook is not None:
                 awslambda.install(invoke_hook)
             return
-        check_compatible()
+        _check(include_cloudformation=False)
         awslambda.install(invoke_hook)
         iam.install()
         sqs.install()
@@ -76,23 +76,18 @@ def install(invoke_hook: InvokeHook | None = None) -> None:
 
 def check_compatible() -> None:
     """Fail with a clear message if moto no longer has the attributes the hooks replace."""
+    _check(include_cloudformation=True)
+
+
+def _check(include_cloudformation: bool) -> None:
+    # install() leaves CloudFormation out: it checks itself when moto first imports it (importing it here
+    # would cost every local cloud two seconds).
     version = moto.__version__
     problems = []
     if not any(version.startswith(v + ".") or version == v for v in TESTED_MOTO):
         problems.append(f"moto {version} is outside the tested range {', '.join(TESTED_MOTO)}")
-    for module in (
-        awslambda,
-        iam,
-        sqs,
-        sns,
-        logs,
-        cloudformation,
-        lambdacode,
-        delivery,
-        lifecycle,
-        mappingstates,
-        mappings,
-    ):
+    modules = [awslambda, iam, sqs, sns, logs, lambdacode, delivery, lifecycle, mappingstates, mappings]
+    for module in [*modules, cloudformation] if include_cloudformation else modules:
         problems.extend(module.problems())
     if problems:
         raise RuntimeError("labkit's local cloud does not support this moto: " + "; ".join(problems))

@@ -9,15 +9,23 @@ new in-process cloud start with none. Without an engine (moto patched, no local 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from moto.cloudformation.exceptions import CloudFormationError
-from moto.cloudformation.responses import CloudFormationResponse
-from moto.core.responses import ActionResult, EmptyResult
+import wrapt
 
 from labkit.localcloud.patching import Patch, PatchTable, gone_lines
 from labkit.localcloud.stacks import StackEngine, StackFault, StackStore
+
+if TYPE_CHECKING:
+    from moto.cloudformation.responses import CloudFormationResponse
+
+# moto's CloudFormation takes two seconds of CPU to import (its models import EC2's, API Gateway's and
+# jsonschema's format checkers), paid by every kernel and `labkit serve` that never deploys a stack. So
+# nothing here imports it: the patches go in when moto itself first imports it, for the first stack request.
+RESPONSES = "moto.cloudformation.responses"
 
 # CloudFormation API operation -> the engine method that answers it.
 OPERATIONS = {
@@ -41,15 +49,19 @@ OPERATIONS = {
 _WITH_TEMPLATE = frozenset({"create_stack", "create_change_set", "update_stack"})
 
 _engine: StackEngine | None = None
-_originals = {name: getattr(CloudFormationResponse, name, None) for name in OPERATIONS}
+_originals: dict[str, Any] = {}
+_table: PatchTable | None = None
+_hooked = False
+_lock = threading.Lock()
 
 
-class _Fault(CloudFormationError):
+def _fault(fault: StackFault) -> Exception:
     """An engine's StackFault as moto serializes errors."""
+    from moto.cloudformation.exceptions import CloudFormationError
 
-    def __init__(self, fault: StackFault) -> None:
-        super().__init__(fault.message)
-        self.code = fault.code
+    error = CloudFormationError(fault.message)
+    error.code = fault.code
+    return error
 
 
 def store_of(response: CloudFormationResponse) -> StackStore:
@@ -75,24 +87,44 @@ def _route(operation: str) -> Callable[[CloudFormationResponse], Any]:
         try:
             result = getattr(_engine, OPERATIONS[operation])(store_of(self), request)
         except StackFault as fault:
-            raise _Fault(fault) from fault
+            raise _fault(fault) from fault
         # moto reshapes some of its own answers on the way out; the engine's are AWS's shapes already.
         self.RESPONSE_KEY_PATH_TO_TRANSFORMER = {}
+        from moto.core.responses import ActionResult, EmptyResult
+
         return ActionResult(result) if result else EmptyResult()
 
     answer.__name__ = operation
     return answer
 
 
-_PATCHES = PatchTable(*(Patch(CloudFormationResponse, name, _route(name)) for name in OPERATIONS))
+def _patches(module: ModuleType) -> PatchTable:
+    """The table over *module* (moto's CloudFormation responses), built once, when moto has imported it."""
+    global _table
+    if _table is None:
+        owner = module.CloudFormationResponse
+        _originals.update({name: getattr(owner, name, None) for name in OPERATIONS})
+        _table = PatchTable(*(Patch(owner, name, _route(name)) for name in OPERATIONS))
+    return _table
+
+
+def _on_import(module: ModuleType) -> None:
+    found = _problems(module)
+    if found:
+        raise RuntimeError("labkit's local cloud does not support this moto: " + "; ".join(found))
+    _patches(module).install()
 
 
 def install(engine: StackEngine | None = None) -> None:
-    """Answer CloudFormation's stack operations with *engine* (the latest one given)."""
-    global _engine
+    """Answer CloudFormation's stack operations with *engine* (the latest one given), from moto's first import
+    of its CloudFormation on (at once if it has been imported already)."""
+    global _engine, _hooked
     if engine is not None:
         _engine = engine
-    _PATCHES.install()
+    with _lock:
+        if not _hooked:
+            _hooked = True
+            wrapt.register_post_import_hook(_on_import, RESPONSES)
 
 
 def uninstall(engine: StackEngine) -> None:
@@ -103,7 +135,12 @@ def uninstall(engine: StackEngine) -> None:
 
 
 def problems() -> list[str]:
-    """What this moto lacks of the CloudFormation internals used here."""
-    return _PATCHES.missing() + gone_lines(
-        [(CloudFormationResponse, "_get_params"), (CloudFormationResponse, "_get_stack_from_s3_url")]
-    )
+    """What this moto lacks of the CloudFormation internals used here (imports moto's CloudFormation)."""
+    import importlib
+
+    return _problems(importlib.import_module(RESPONSES))
+
+
+def _problems(module: ModuleType) -> list[str]:
+    owner = module.CloudFormationResponse
+    return _patches(module).missing() + gone_lines([(owner, "_get_params"), (owner, "_get_stack_from_s3_url")])
