@@ -7,24 +7,20 @@ delay), so the three deploys run side by side. Select with `-m awscli`, leave ou
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from aws_cli import Cli, served
 
 from labkit import iac
 from labkit.cfnyaml import dump_template, load_template
-from labkit.config import ENV_STATE_DELAY
 
 pytestmark = [pytest.mark.awscli, pytest.mark.slow]
 
-AWS = Path(sys.executable).with_name("aws")
 LABKIT = Path(sys.executable).with_name("labkit")
 # The probe's bad message is received three times: a second's visibility each (below AWS's 6x: a warning only).
 SHORT = ["FunctionTimeout=1", "VisibilityTimeout=1"]
@@ -64,69 +60,12 @@ Resources:
 """
 
 
-class Cli:
-    """Runs `aws ...` (and `labkit ...`) against one endpoint."""
-
-    def __init__(self, endpoint: str, workdir: Path) -> None:
-        self.endpoint = endpoint
-        self.workdir = workdir
-        self.env = {
-            **os.environ,
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_PAGER": "",
-            # `aws cloudformation package` uploads with a client of its own that reads only this variable.
-            "AWS_ENDPOINT_URL": endpoint,
-        }
-        for name in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "LABKIT_PREFIX"):
-            self.env.pop(name, None)
-
-    def start(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [str(AWS), *args, "--endpoint-url", self.endpoint],
-            env=self.env,
-            cwd=self.workdir,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def __call__(self, *args: str) -> Any:
-        done = subprocess.run(
-            [str(AWS), *args, "--endpoint-url", self.endpoint, "--output", "json"],
-            env=self.env,
-            cwd=self.workdir,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, f"aws {' '.join(args)} failed: {done.stderr}"
-        if args[:2] == ("cloudformation", "package"):
-            return done.stdout  # words for a person, not JSON
-        return json.loads(done.stdout) if done.stdout.strip() else None
-
-
 @pytest.fixture
 def cli(tmp_path: Path) -> Iterator[Cli]:
-    """`labkit serve` on a free port in its own process."""
-    if not AWS.exists():
-        pytest.skip("the AWS CLI is not installed: pip install -e '.[dev]'")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "labkit.cli", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, ENV_STATE_DELAY: "0.2"},
-    )
-    try:
-        first = process.stdout.readline() if process.stdout else ""
-        match = re.search(r"(http://127\.0\.0\.1:\d+)", first)
-        assert match, f"labkit serve did not start: {first!r}"
-        yield Cli(match.group(1), tmp_path)
-    finally:
-        process.terminate()
-        process.communicate(timeout=20)
+    """`labkit serve` on a free port in its own process; `aws cloudformation package` uploads with a client of its
+    own that reads only AWS_ENDPOINT_URL."""
+    with served(tmp_path, AWS_ENDPOINT_URL="{endpoint}") as runner:
+        yield runner
 
 
 def finish(process: subprocess.Popen[str]) -> tuple[int, str]:

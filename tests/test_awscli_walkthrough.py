@@ -7,24 +7,19 @@ script parses, with AWS's types. Select with `-m awscli`, leave out with `-m 'no
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from aws_cli import Cli, served
 
-from labkit.config import ENV_STATE_DELAY
 from labkit.resources.functions import handler_source
 
 pytestmark = pytest.mark.awscli
 
-AWS = Path(sys.executable).with_name("aws")
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 ORDER = {
@@ -38,62 +33,11 @@ ORDER = {
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-class Cli:
-    """Runs `aws ...` against one endpoint and returns the parsed JSON answer."""
-
-    def __init__(self, endpoint: str, workdir: Path) -> None:
-        self.workdir = workdir
-        self.endpoint = endpoint
-        self.env = {
-            **os.environ,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_PAGER": "",
-        }
-        for name in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-            self.env.pop(name, None)
-
-    def __call__(self, *args: str) -> Any:
-        done = subprocess.run(
-            # --endpoint-url, not AWS_ENDPOINT_URL: AWS CLI v1 sends SQS to queue.amazonaws.com whatever
-            # that variable says.
-            [str(AWS), *args, "--endpoint-url", self.endpoint, "--output", "json"],
-            env=self.env,
-            cwd=self.workdir,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, f"aws {' '.join(args)} failed: {done.stderr}"
-        return json.loads(done.stdout) if done.stdout.strip() else None
-
-    def file(self, name: str, content: Any) -> str:
-        path = self.workdir / name
-        path.write_text(content if isinstance(content, str) else json.dumps(content))
-        return f"file://{path}"
-
-
 @pytest.fixture
 def cli(tmp_path: Path) -> Iterator[Cli]:
     """`labkit serve` on a free port in its own process, with AWS's short transitional states."""
-    if not AWS.exists():
-        pytest.skip("the AWS CLI is not installed: pip install -e '.[dev]'")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "labkit.cli", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, ENV_STATE_DELAY: "0.2"},
-    )
-    try:
-        first = process.stdout.readline() if process.stdout else ""
-        match = re.search(r"(http://127\.0\.0\.1:\d+)", first)
-        assert match, f"labkit serve did not start: {first!r}"
-        yield Cli(match.group(1), tmp_path)
-    finally:
-        process.terminate()
-        process.communicate(timeout=20)
+    with served(tmp_path) as runner:
+        yield runner
 
 
 def test_the_assignment_through_the_aws_cli(cli):
