@@ -6,6 +6,7 @@ shared by the tests that read it. The others deploy small templates of their own
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -352,6 +353,41 @@ def test_a_named_resource_that_exists_already_fails_its_creation(lab):
         == "Resource of type 'AWS::SQS::Queue' with identifier 'taken-queue' already exists."
     )
     assert lab.clients("sqs").get_queue_url(QueueName="taken-queue")  # the student's queue is left alone
+
+
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+KEY = {
+    "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}],
+    "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+}
+# A kind -> (make the resource outside any stack, its name, the stack's properties for the same name).
+TAKEN: dict[str, tuple[Any, str, dict[str, Any]]] = {
+    "AWS::IAM::Role": (
+        lambda lab: lab.clients("iam").create_role(RoleName="taken-role", AssumeRolePolicyDocument=json.dumps(TRUST)),
+        "taken-role",
+        {"RoleName": "taken-role", "AssumeRolePolicyDocument": TRUST},
+    ),
+    "AWS::DynamoDB::Table": (
+        lambda lab: lab.clients("dynamodb").create_table(TableName="taken-table", BillingMode="PAY_PER_REQUEST", **KEY),
+        "taken-table",
+        {"TableName": "taken-table", "BillingMode": "PAY_PER_REQUEST", **KEY},
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TAKEN))
+def test_a_named_role_or_table_that_exists_already_fails_its_creation(lab, kind):
+    """The same handler contract for a role and a table: CREATE_FAILED, "already exists", the original kept.
+    https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-test-contract-errors.html"""
+    make, name, properties = TAKEN[kind]
+    make(lab)
+    body = json.dumps({"Resources": {"R": {"Type": kind, "Properties": properties}}})
+    stack = create(lab, f"taken-{kind.split('::')[-1].lower()}", body, Capabilities=["CAPABILITY_NAMED_IAM"])
+    failed = [e for e in events(lab, stack["StackId"]) if e["ResourceStatus"] == "CREATE_FAILED"]
+    assert failed[0]["ResourceStatusReason"] == f"Resource of type '{kind}' with identifier '{name}' already exists."
 
 
 def test_on_failure_do_nothing_keeps_what_was_made(lab):

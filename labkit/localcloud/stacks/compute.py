@@ -25,6 +25,7 @@ from labkit.localcloud.stacks.provision import (
     already_exists,
     as_text,
     calling,
+    exists,
     gone,
     tag_list,
     tag_map,
@@ -68,7 +69,7 @@ _SETTLE_S = 120.0
 def _create_role(context: Context, logical_id: str, props: dict[str, Any]) -> Created:
     iam = context.clients("iam")
     name = props.get("RoleName") or context.name_for(logical_id, 64)
-    if props.get("RoleName") and _role_exists(iam, name):
+    if props.get("RoleName") and exists(lambda: iam.get_role(RoleName=name), "NoSuchEntity"):
         raise already_exists(ROLE, name)
     request: dict[str, Any] = {
         "RoleName": name,
@@ -86,16 +87,6 @@ def _create_role(context: Context, logical_id: str, props: dict[str, Any]) -> Cr
             "iam", partial(iam.put_role_policy, RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=document)
         )
     return Created(name, {"Arn": role["Arn"], "RoleId": role["RoleId"]})
-
-
-def _role_exists(iam: Any, name: str) -> bool:
-    try:
-        iam.get_role(RoleName=name)
-    except ClientError as exc:
-        if gone(exc, "NoSuchEntity"):
-            return False
-        raise
-    return True
 
 
 def _delete_role(context: Context, created: Created, props: dict[str, Any]) -> None:
@@ -131,7 +122,9 @@ def _code(props: dict[str, Any], runtime: str) -> dict[str, Any]:
 def _create_function(context: Context, logical_id: str, props: dict[str, Any]) -> Created:
     lam = context.clients("lambda")
     name = props.get("FunctionName") or context.name_for(logical_id, 64)
-    if props.get("FunctionName") and _function_exists(lam, name):
+    if props.get("FunctionName") and exists(
+        lambda: lam.get_function_configuration(FunctionName=name), "ResourceNotFoundException"
+    ):
         raise already_exists(FUNCTION, name)
     request: dict[str, Any] = {
         "FunctionName": name,
@@ -150,16 +143,6 @@ def _create_function(context: Context, logical_id: str, props: dict[str, Any]) -
             ),
         )
     return Created(name, {"Arn": function["FunctionArn"]})
-
-
-def _function_exists(lam: Any, name: str) -> bool:
-    try:
-        lam.get_function_configuration(FunctionName=name)
-    except ClientError as exc:
-        if gone(exc, "ResourceNotFoundException"):
-            return False
-        raise
-    return True
 
 
 def _delete_function(context: Context, created: Created, props: dict[str, Any]) -> None:

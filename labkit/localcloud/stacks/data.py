@@ -21,6 +21,7 @@ from labkit.localcloud.stacks.provision import (
     already_exists,
     as_text,
     calling,
+    exists,
     gone,
     tag_list,
     tag_map,
@@ -50,7 +51,7 @@ _WAIT = {"Delay": 0.2, "MaxAttempts": 300}
 def _create_table(context: Context, logical_id: str, props: dict[str, Any]) -> Created:
     ddb = context.clients("dynamodb")
     name = props.get("TableName") or context.name_for(logical_id, 255)
-    if props.get("TableName") and _exists(lambda: ddb.describe_table(TableName=name), "ResourceNotFoundException"):
+    if props.get("TableName") and exists(lambda: ddb.describe_table(TableName=name), "ResourceNotFoundException"):
         raise already_exists(TABLE, name)
     request: dict[str, Any] = {k: props[k] for k in _TABLE_DIRECT if k in props}
     if "StreamSpecification" in request:
@@ -98,7 +99,7 @@ def _create_topic(context: Context, logical_id: str, props: dict[str, Any]) -> C
     fifo = str(props.get("FifoTopic", "false")).lower() == "true"
     name = props.get("TopicName") or context.name_for(logical_id, 256, ".fifo" if fifo else "")
     arn = context.arn("sns", name)
-    if props.get("TopicName") and _exists(lambda: sns.get_topic_attributes(TopicArn=arn), "NotFound"):
+    if props.get("TopicName") and exists(lambda: sns.get_topic_attributes(TopicArn=arn), "NotFound"):
         raise already_exists(TOPIC, arn)
     attributes: dict[str, str] = {key: as_text(props[key]) for key in _TOPIC_ATTRIBUTES if key in props}
     request: dict[str, Any] = {"Name": name, "Attributes": attributes}
@@ -139,7 +140,9 @@ def _create_queue(context: Context, logical_id: str, props: dict[str, Any]) -> C
     sqs = context.clients("sqs")
     fifo = str(props.get("FifoQueue", "false")).lower() == "true"
     name = props.get("QueueName") or context.name_for(logical_id, 80, ".fifo" if fifo else "")
-    if props.get("QueueName") and _exists(lambda: sqs.get_queue_url(QueueName=name), "NonExistentQueue"):
+    if props.get("QueueName") and exists(
+        lambda: sqs.get_queue_url(QueueName=name), "NonExistentQueue", "QueueDoesNotExist"
+    ):
         raise already_exists(QUEUE, name)
     attributes = {key: as_text(props[key]) for key in _QUEUE_ATTRIBUTES if key in props}
     request: dict[str, Any] = {"QueueName": name, "Attributes": attributes}
@@ -207,16 +210,6 @@ def _delete_subscription(context: Context, created: Created, props: dict[str, An
     except ClientError as exc:
         if not gone(exc, "NotFound"):
             raise
-
-
-def _exists(read: Any, missing: str) -> bool:
-    try:
-        read()
-    except ClientError as exc:
-        if gone(exc, missing, "NotFound", "QueueDoesNotExist"):
-            return False
-        raise
-    return True
 
 
 PROVISIONERS = (

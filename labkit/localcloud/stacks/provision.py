@@ -133,6 +133,17 @@ def tag_map(tags: Mapping[str, str] | list[dict[str, str]] | None) -> dict[str, 
     return {t["Key"]: t["Value"] for t in tag_list(tags)}
 
 
+def exists(read: Callable[[], object], *missing: str) -> bool:
+    """True if *read* (a describe or get call) finds the resource; False if AWS answers one of *missing*."""
+    try:
+        read()
+    except ClientError as exc:
+        if gone(exc, *missing):
+            return False
+        raise
+    return True
+
+
 def gone(exc: ClientError, *codes: str) -> bool:
     """True if *exc* says the resource no longer exists (deleting it is then done)."""
     code = str(exc.response.get("Error", {}).get("Code", ""))
