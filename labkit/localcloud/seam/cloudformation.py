@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import wrapt
+from moto.core.responses import ActionResult, EmptyResult
 
 from labkit.localcloud.patching import Patch, PatchTable, gone_lines
 from labkit.localcloud.stacks import StackEngine, StackFault, StackStore
@@ -90,8 +91,6 @@ def _route(operation: str) -> Callable[[CloudFormationResponse], Any]:
             raise _fault(fault) from fault
         # moto reshapes some of its own answers on the way out; the engine's are AWS's shapes already.
         self.RESPONSE_KEY_PATH_TO_TRANSFORMER = {}
-        from moto.core.responses import ActionResult, EmptyResult
-
         return ActionResult(result) if result else EmptyResult()
 
     answer.__name__ = operation
