@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from typing import Any
 
 ROLE_POLICY = json.dumps(
     {
@@ -45,3 +46,21 @@ def package(files: dict[str, str]) -> bytes:
         for name, text in files.items():
             archive.writestr(name, text)
     return buffer.getvalue()
+
+
+def create_function(lam: Any, name: str, role: str, source: str, timeout: int = 3, **extra: Any) -> str:
+    """A python3.12 function whose package holds *source* as code.py (and `files=` beside it); returns its name.
+
+    *extra* goes to CreateFunction as it is (MemorySize, Environment, ...).
+    """
+    files = {"code.py": source, **extra.pop("files", {})}
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role,
+        Handler="code.lambda_handler",
+        Code={"ZipFile": package(files)},
+        Timeout=timeout,
+        **extra,
+    )
+    return name

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from function_support import create_role, package
+from function_support import create_function, create_role, package
 from runtime_paths import PATHS, runtime_path
 
 from labkit.config import Config
@@ -49,18 +49,7 @@ def role(cloud: Any) -> str:
 @pytest.fixture(scope="module")
 def deploy(cloud: Any, role: str) -> Callable[..., str]:
     def deploy(name: str, source: str, timeout: int = 3, memory: int = 128, **extra: Any) -> str:
-        files = {"code.py": source, **extra.pop("files", {})}
-        cloud.clients("lambda").create_function(
-            FunctionName=name,
-            Runtime="python3.12",
-            Role=role,
-            Handler="code.lambda_handler",
-            Code={"ZipFile": package(files)},
-            Timeout=timeout,
-            MemorySize=memory,
-            **extra,
-        )
-        return name
+        return create_function(cloud.clients("lambda"), name, role, source, timeout, MemorySize=memory, **extra)
 
     return deploy
 

@@ -21,7 +21,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from function_support import create_role, package
+from function_support import create_function, create_role
 from runtime_paths import PATHS, runtime_path
 
 from labkit.config import LOCAL_RUNTIME_AUTO, Config
@@ -81,15 +81,7 @@ def deploy(cloud: Any) -> Callable[..., str]:
     role = create_role(cloud.clients("iam"), "fs-role")
 
     def deploy(name: str, source: str, timeout: int = 3) -> str:
-        cloud.clients("lambda").create_function(
-            FunctionName=name,
-            Runtime="python3.12",
-            Role=role,
-            Handler="code.lambda_handler",
-            Code={"ZipFile": package({"code.py": source})},
-            Timeout=timeout,
-        )
-        return name
+        return create_function(cloud.clients("lambda"), name, role, source, timeout)
 
     return deploy
 

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from function_support import create_role, package
+from function_support import create_function, create_role
 from runtime_paths import PATHS, runtime_path
 
 from labkit.config import Config
@@ -36,15 +36,7 @@ def cloud(request: pytest.FixtureRequest) -> Any:
 
 def _function(cloud: Any, name: str, **extra: Any) -> None:
     role = cloud.clients("iam").get_role(RoleName="trigger-role")["Role"]["Arn"]
-    cloud.clients("lambda").create_function(
-        FunctionName=name,
-        Runtime="python3.12",
-        Role=role,
-        Handler="code.lambda_handler",
-        Code={"ZipFile": package({"code.py": TIMED})},
-        Timeout=10,
-        **extra,
-    )
+    create_function(cloud.clients("lambda"), name, role, TIMED, timeout=10, **extra)
 
 
 def _queue(cloud: Any, name: str, bodies: list[str]) -> str:
